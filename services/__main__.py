@@ -1,0 +1,5 @@
+"""`python -m services` is `parley`."""
+
+from services.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""The `parley` command: run one service, or the whole stack for development (`parley dev`)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from services.common.settings import SettingsError
+
+app = typer.Typer(
+    name="parley",
+    help="Parley: simple, private video chat. Run a service, or `parley dev` for all of them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"parley: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _serve(app_obj: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    from services.common.logs import uvicorn_log_config
+
+    uvicorn.run(
+        app_obj, host=host, port=port, log_config=uvicorn_log_config(), access_log=False,
+        ws_per_message_deflate=False, server_header=False, proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on [env PARLEY_HOST].")]
+Port = Annotated[
+    int | None, typer.Option(min=1, max=65535, help="Port to listen on [env PARLEY_PORT].")
+]
+
+
+@app.command()
+def rooms(host: Host = None, port: Port = None) -> None:
+    """Run the rooms service (room API, join tokens, ICE servers, web client)."""
+    from services.rooms.app import create_app
+    from services.rooms.settings import RoomsSettings
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        settings = RoomsSettings(**overrides)
+        application = create_app(settings)
+    except SettingsError as exc:
+        _fail(str(exc))
+    _serve(application, settings.host, settings.port)
+
+
+@app.command()
+def signaling(host: Host = None, port: Port = None) -> None:
+    """Run the signalling service (websocket signalling, fan-out over NATS)."""
+    try:
+        importlib.util.find_spec("services.signaling.app")
+    except ModuleNotFoundError:
+        _fail("the signalling service is not part of this build")
+    from services.signaling.app import create_app
+    from services.signaling.settings import SignalingSettings
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        settings = SignalingSettings(**overrides)
+        application = create_app(settings)
+    except SettingsError as exc:
+        _fail(str(exc))
+    _serve(application, settings.host, settings.port)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Web port.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address the services listen on.")] = "127.0.0.1",
+    signaling_replicas: Annotated[
+        int, typer.Option(min=0, max=8, help="Signalling processes to start.")
+    ] = 1,
+    relay: Annotated[bool, typer.Option(help="Start a TURN relay.")] = True,
+    force_relay: Annotated[bool, typer.Option(help="Make every call go through TURN.")] = False,
+) -> None:
+    """Start NATS, Redis and every service as separate processes; Ctrl-C stops them all."""
+    from services.devstack import DevStack, DevStackError
+
+    stack = DevStack(
+        host=host, port=port, signaling_replicas=signaling_replicas, relay=relay,
+        force_relay=force_relay,
+    )
+    try:
+        code = stack.run()
+    except DevStackError as exc:
+        _fail(str(exc), 1)
+    raise typer.Exit(code)
+
+
+def _register_optional(module: str, name: str) -> None:
+    """Add a service's own typer app (e.g. the relay's) when that service is built."""
+    try:
+        if importlib.util.find_spec(module) is None:
+            return
+    except ModuleNotFoundError:
+        return
+    sub = importlib.import_module(module).app
+    app.add_typer(sub, name=name)
+
+
+_register_optional("services.relay.cli", "relay")
+_register_optional("services.metrics.cli", "metrics")
+_register_optional("services.logpurge.cli", "logpurge")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="parley")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The diagnostic-log writer: the one store of IP + room + time records that logpurge governs.
+
+Store: a JetStream stream (`PARLEY_DIAG`, subjects `parley.diag.<day>.<ip-key>.<room-key>`),
+chosen over a Redis stream because JetStream enforces `max_age` on its own — records die
+even while logpurge is down, with no writer needed to trim — it persists to disk with
+acknowledged writes, and subject filters let logpurge purge one day or erase one IP's
+records (`purge(filter=...)`) without reading anything. Subjects carry keyed hashes only.
+
+The IP and room are encrypted (AES-GCM) under a key per day kept in the JetStream KV bucket
+`PARLEY_DIAG_KEYS`; logpurge deletes a day's key once the day passes retention, so any copy
+of old records that escaped is unreadable too (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from datetime import UTC, datetime
+from typing import Final
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from services.common import subjects
+from services.common.hashing import ip_key, room_key
+from services.common.messages import DiagnosticRecord
+
+KEYS_BUCKET: Final[str] = "PARLEY_DIAG_KEYS"
+DEFAULT_PURGE_INTERVAL: Final[float] = 3600.0
+
+
+def day_of(ts: float) -> str:
+    """The UTC day bucket (YYYYMMDD) a timestamp falls in."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%d")
+
+
+class DiagLog:
+    """Writes encrypted diagnostic records to JetStream; reads them back for logpurge."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        hash_key: str,
+        retention_days: int = 30,
+        purge_interval: float = DEFAULT_PURGE_INTERVAL,
+    ) -> None:
+        self.js = js
+        self.hash_key = hash_key
+        self.retention_seconds = retention_days * 86400.0
+        self.purge_interval = purge_interval
+        self._kv: KeyValue | None = None
+        self._day_keys: dict[str, bytes] = {}
+
+    @property
+    def max_age(self) -> float:
+        """The store's own limit: retention plus one purge interval (defence in depth)."""
+        return self.retention_seconds + self.purge_interval
+
+    async def ensure(self) -> None:
+        """Create (or update) the stream and the key bucket; idempotent across replicas."""
+        config = StreamConfig(
+            name=subjects.DIAG_STREAM,
+            subjects=[subjects.DIAG_ALL],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=self.max_age,
+            max_msg_size=4096,
+            duplicate_window=120,
+        )
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            await self.js.update_stream(config)
+        try:
+            self._kv = await self.js.key_value(KEYS_BUCKET)
+        except Exception:
+            self._kv = await self.js.create_key_value(
+                bucket=KEYS_BUCKET, history=1, storage=StorageType.FILE
+            )
+
+    async def _day_key(self, day: str) -> bytes:
+        if day in self._day_keys:
+            return self._day_keys[day]
+        assert self._kv is not None, "call ensure() first"
+        try:
+            entry = await self._kv.get(day)
+            key = bytes(entry.value or b"")
+        except KeyNotFoundError:
+            key = AESGCM.generate_key(bit_length=256)
+            try:
+                await self._kv.create(day, key)
+            except KeyWrongLastSequenceError:  # another replica created it first
+                key = bytes((await self._kv.get(day)).value or b"")
+        self._day_keys = {day: key}  # only the current day is ever cached
+        return key
+
+    async def write(self, *, ip: str, room: str, service: str, event: str = "join",
+                    now: float | None = None) -> None:
+        """Append one record, acknowledged by JetStream before this returns."""
+        at = time.time() if now is None else now
+        record = DiagnosticRecord(ip=ip, room=room, at=at, service=service, event=event)
+        day = day_of(at)
+        nonce = os.urandom(12)
+        secret = json.dumps({"ip": record.ip, "room": record.room}).encode()
+        ct = AESGCM(await self._day_key(day)).encrypt(nonce, secret, day.encode())
+        payload = {
+            "v": 1, "day": day, "at": at, "service": service, "event": event,
+            "n": base64.b64encode(nonce).decode(), "ct": base64.b64encode(ct).decode(),
+        }
+        subject = subjects.diag_record(
+            day, ip_key(self.hash_key, ip), room_key(self.hash_key, room)
+        )
+        await self.js.publish(subject, json.dumps(payload).encode(), stream=subjects.DIAG_STREAM)
+
+    async def decrypt(self, payload: bytes) -> DiagnosticRecord | None:
+        """Read a stored record back; None once its day's key has been destroyed."""
+        doc = json.loads(payload)
+        assert self._kv is not None, "call ensure() first"
+        try:
+            entry = await self._kv.get(doc["day"])
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        clear = AESGCM(bytes(entry.value)).decrypt(
+            base64.b64decode(doc["n"]), base64.b64decode(doc["ct"]), doc["day"].encode()
+        )
+        secret = json.loads(clear)
+        return DiagnosticRecord(
+            ip=secret["ip"], room=secret["room"], at=doc["at"], service=doc["service"],
+            event=doc["event"],
+        )

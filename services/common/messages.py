@@ -1,0 +1,60 @@
+"""Every message that crosses NATS, as a pydantic model: the contracts between services."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RelayHeartbeat(_Message):
+    """A relay announcing itself and its load, every few seconds, on `relay_heartbeat(id)`.
+
+    Rooms keeps relays whose last heartbeat is younger than its relay TTL and hands out
+    the least loaded one that is not draining.
+    """
+
+    relay_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    public_host: str = Field(max_length=253, description="address or DNS name clients use")
+    udp_port: int | None = Field(default=3478, ge=1, le=65535)
+    tcp_port: int | None = Field(default=3478, ge=1, le=65535)
+    tls_port: int | None = Field(default=None, ge=1, le=65535)
+    realm: str = Field(default="parley", max_length=128)
+    allocations: int = Field(default=0, ge=0)
+    capacity: int | None = Field(default=None, ge=0, description="allocation quota, if any")
+    bytes_per_second: float = Field(default=0.0, ge=0)
+    draining: bool = False
+    sent_at: float = Field(description="unix time the heartbeat was sent")
+
+
+class RelayControl(_Message):
+    """A request to one relay (from the operator): drain, or pick up rotated secrets."""
+
+    action: Literal["drain", "undrain", "reload-secrets"]
+    deadline_seconds: float | None = Field(default=None, ge=0)
+
+
+class DiagnosticRecord(_Message):
+    """One diagnostic-log record: who (IP) joined what (room) when, from which service.
+
+    Only written through `services.common.diaglog`; the IP and room are encrypted there.
+    """
+
+    ip: str = Field(max_length=45)
+    room: str = Field(max_length=64)
+    at: float
+    service: str = Field(max_length=32)
+    event: str = Field(default="join", max_length=32)
+
+
+class AuditEvent(_Message):
+    """What a purge or erasure did, in counts only."""
+
+    kind: Literal["purge", "erase"]
+    removed: int = Field(ge=0)
+    at: float
+    detail: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,17 @@
+"""Prometheus `/metrics` endpoint helper for the FastAPI services."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+
+def metrics_router(registry: CollectorRegistry = REGISTRY) -> APIRouter:
+    """A router serving `GET /metrics` in the Prometheus text format."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

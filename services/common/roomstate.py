@@ -1,0 +1,190 @@
+"""Room state in Redis, shared by rooms (join, lock) and signalling (renew, leave).
+
+Per room, under the opaque room key: `members` (sorted set peer id → expiry) and `meta`
+(hash: owner key hash, lock flag, password hash, relay id). Joins are one Lua script, so
+capacity holds under any number of concurrent joins across replicas; membership expires
+unless renewed (signalling renews it while the socket lives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from services.common.redisclient import key
+
+DEFAULT_MEMBER_TTL: Final[float] = 60.0
+ROOM_IDLE_TTL: Final[int] = 24 * 3600
+MAX_PASSWORD_LENGTH: Final[int] = 256
+_SCRYPT: Final[dict[str, int]] = {"n": 2**14, "r": 8, "p": 1}
+
+_JOIN: Final[str] = """
+local members, meta = KEYS[1], KEYS[2]
+local now, ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local peer, idle, owner_hash, pw = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
+local owner = 0
+if redis.call('ZCARD', members) == 0 then
+  -- an empty room starts afresh: the next peer owns it and any old lock is gone
+  redis.call('HSET', meta, 'owner', owner_hash, 'locked', '0')
+  redis.call('HDEL', meta, 'pw')
+  owner = 1
+elseif redis.call('HGET', meta, 'locked') == '1' and redis.call('HGET', meta, 'pw') ~= pw then
+  return {-2, 0}
+end
+if redis.call('ZSCORE', members, peer) == false and redis.call('ZCARD', members) >= cap then
+  return {-1, 0}
+end
+redis.call('ZADD', members, now + ttl, peer)
+redis.call('EXPIRE', members, idle)
+redis.call('EXPIRE', meta, idle)
+return {owner, redis.call('ZCARD', members)}
+"""
+
+_RENEW: Final[str] = """
+local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', tonumber(ARGV[1]), ARGV[2])
+if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
+return n
+"""
+
+
+class RoomFull(Exception):
+    """The room has `capacity` live members already."""
+
+
+class RoomLocked(Exception):
+    """The room is locked and the password given is missing or wrong."""
+
+
+class NotOwner(Exception):
+    """The owner key given does not match the room's."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    owner_key: str | None
+    members: int
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    """scrypt hash with a random salt, as `salt$hash` in hex."""
+    salt = os.urandom(16)
+    h = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"{salt.hex()}${h.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Constant-time check of `password` against a `hash_password` result."""
+    try:
+        salt_hex, h_hex = stored.split("$", 1)
+        h = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), dklen=32, **_SCRYPT)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(h.hex(), h_hex)
+
+
+class RoomState:
+    """Room membership, ownership and lock for one Redis."""
+
+    def __init__(self, redis: aioredis.Redis, *, member_ttl: float = DEFAULT_MEMBER_TTL) -> None:
+        self.redis = redis
+        self.member_ttl = member_ttl
+        self._join = redis.register_script(_JOIN)
+        self._renew = redis.register_script(_RENEW)
+
+    @staticmethod
+    def members_key(rk: str) -> str:
+        return key("room", rk, "members")
+
+    @staticmethod
+    def meta_key(rk: str) -> str:
+        return key("room", rk, "meta")
+
+    async def is_locked(self, rk: str) -> bool:
+        return await self.redis.hget(self.meta_key(rk), "locked") == "1"
+
+    async def join(
+        self, rk: str, peer_id: str, *, capacity: int, now: float, password: str | None = None
+    ) -> JoinResult:
+        """Add `peer_id` to the room atomically.
+
+        Returns the owner key when this peer is the first one (it alone can lock the room).
+
+        Raises:
+            RoomFull: capacity reached.
+            RoomLocked: locked and `password` is not the room's password.
+        """
+        proof = ""
+        stored = await self.redis.hget(self.meta_key(rk), "pw")
+        if stored and password is not None and check_password(password, stored):
+            proof = stored
+        owner_key = secrets.token_urlsafe(18)
+        code, members = await self._join(
+            keys=[self.members_key(rk), self.meta_key(rk)],
+            args=[now, self.member_ttl, capacity, peer_id, ROOM_IDLE_TTL, _digest(owner_key),
+                  proof],
+        )
+        if code == -2:
+            raise RoomLocked()
+        if code == -1:
+            raise RoomFull()
+        return JoinResult(owner_key if code == 1 else None, int(members))
+
+    async def renew(self, rk: str, peer_id: str, *, now: float) -> bool:
+        """Extend a live member's expiry; False if it had already expired or left."""
+        n = await self._renew(
+            keys=[self.members_key(rk)], args=[now + self.member_ttl, peer_id, ROOM_IDLE_TTL]
+        )
+        return bool(n)
+
+    async def leave(self, rk: str, peer_id: str) -> bool:
+        """Remove a member; True if it was there."""
+        return bool(await self.redis.zrem(self.members_key(rk), peer_id))
+
+    async def members(self, rk: str, *, now: float) -> list[str]:
+        """Live member peer ids."""
+        return list(await self.redis.zrangebyscore(self.members_key(rk), now, "+inf"))
+
+    async def _check_owner(self, rk: str, owner_key: str) -> None:
+        stored = await self.redis.hget(self.meta_key(rk), "owner")
+        if not stored or not hmac.compare_digest(stored, _digest(owner_key)):
+            raise NotOwner()
+
+    async def lock(self, rk: str, *, owner_key: str, password: str) -> None:
+        """Lock the room with `password` (owner only). Raises NotOwner."""
+        await self._check_owner(rk, owner_key)
+        await self.redis.hset(self.meta_key(rk), mapping={
+            "locked": "1", "pw": hash_password(password)})
+
+    async def unlock(self, rk: str, *, owner_key: str) -> None:
+        """Unlock the room (owner only). Raises NotOwner."""
+        await self._check_owner(rk, owner_key)
+        await self.redis.hset(self.meta_key(rk), "locked", "0")
+        await self.redis.hdel(self.meta_key(rk), "pw")
+
+    async def assigned_relay(self, rk: str) -> str | None:
+        return await self.redis.hget(self.meta_key(rk), "relay")
+
+    async def assign_relay(self, rk: str, relay_id: str, *, replace: str | None) -> str:
+        """Set the room's relay unless another replica set a different one first."""
+        script = """
+        local cur = redis.call('HGET', KEYS[1], 'relay')
+        if cur == false or cur == ARGV[2] then
+          redis.call('HSET', KEYS[1], 'relay', ARGV[1])
+          redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+          return ARGV[1]
+        end
+        return cur
+        """
+        return str(await self.redis.eval(
+            script, 1, self.meta_key(rk), relay_id, replace or "", ROOM_IDLE_TTL))

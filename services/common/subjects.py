@@ -1,0 +1,63 @@
+"""The only place NATS subjects are made: one function per scope, opaque keys only.
+
+Subjects never carry a room name or an IP address; where a subject needs to name a room
+or a peer it carries a keyed hash (see `services.common.hashing`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+PREFIX: Final[str] = "parley"
+_TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
+DIAG_STREAM: Final[str] = "PARLEY_DIAG"
+DIAG_ALL: Final[str] = f"{PREFIX}.diag.>"
+AUDIT_ALL: Final[str] = f"{PREFIX}.audit.>"
+
+
+def _token(value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError(f"not a valid subject token: {value!r}")
+    return value
+
+
+def relay_heartbeat(relay_id: str) -> str:
+    """Subject a relay publishes its heartbeat (load, draining) on."""
+    return f"{PREFIX}.relay.heartbeat.{_token(relay_id)}"
+
+
+def relay_control(relay_id: str) -> str:
+    """Subject a relay listens on for control requests (drain, secret rotation)."""
+    return f"{PREFIX}.relay.control.{_token(relay_id)}"
+
+
+def room_events(room_key: str) -> str:
+    """Broadcasts to every signalling replica holding peers of one room (opaque key)."""
+    return f"{PREFIX}.room.{_token(room_key)}.events"
+
+
+def peer_inbox(room_key: str, peer_id: str) -> str:
+    """Messages addressed to one peer of one room, wherever its socket lives."""
+    return f"{PREFIX}.room.{_token(room_key)}.peer.{_token(peer_id)}"
+
+
+def diag_record(day: str, ip_key: str, room_key: str) -> str:
+    """Diagnostic-log record subject: day bucket + keyed hashes, for purge/erase by filter."""
+    return f"{PREFIX}.diag.{_token(day)}.{_token(ip_key)}.{_token(room_key)}"
+
+
+def diag_filter(*, day: str = "*", ip_key: str = "*", room_key: str = "*") -> str:
+    """Subject filter over diagnostic records (wildcards where a field is not given)."""
+    parts = [day, ip_key, room_key]
+    for p in parts:
+        if p != "*":
+            _token(p)
+    return f"{PREFIX}.diag." + ".".join(parts)
+
+
+def audit(kind: str) -> str:
+    """Audit events (counts only) published by logpurge and erasure."""
+    return f"{PREFIX}.audit.{_token(kind)}"

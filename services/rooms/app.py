@@ -1,0 +1,85 @@
+"""The rooms service: app factory and lifespan (NATS, Redis, diagnostic log, relay registry)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from services.common import redisclient
+from services.common.bus import NatsBus
+from services.common.diaglog import DiagLog
+from services.common.httpapp import add_private_middleware
+from services.common.logs import setup_logging
+from services.common.promhttp import metrics_router
+from services.common.ratelimit import RateLimiter
+from services.common.roomstate import RoomState
+from services.common.telemetry import setup_tracing
+from services.rooms.bus import follow_relays
+from services.rooms.relays import RelayRegistry
+from services.rooms.routes import api_router, web_router
+from services.rooms.settings import RoomsSettings
+
+log = logging.getLogger(__name__)
+BUNDLED_WEB = Path(__file__).resolve().parents[2] / "web"
+
+
+@dataclass
+class RoomsContext:
+    """Everything a request handler needs; one per process."""
+
+    settings: RoomsSettings
+    token_key: str
+    hash_key: str
+    bus: NatsBus
+    redis: aioredis.Redis
+    rooms: RoomState
+    relays: RelayRegistry
+    diag: DiagLog
+    limiter: RateLimiter
+    web_dir: Path
+
+
+def create_app(settings: RoomsSettings | None = None) -> FastAPI:
+    """Build the rooms app; connections are made in the lifespan."""
+    settings = settings or RoomsSettings()
+    setup_logging(settings.log_level, json_lines=settings.log_json, service="rooms")
+    setup_tracing("rooms", settings.otel_exporter)
+    token_key = settings.require("token_key")
+    hash_key = settings.require("hash_key")
+    web_dir = Path(settings.web_dir) if settings.web_dir else BUNDLED_WEB
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            bus = await NatsBus.connect(settings.nats_url, name="rooms")
+            stack.push_async_callback(bus.close)
+            redis = redisclient.connect(settings.redis_url)
+            stack.push_async_callback(redis.aclose)
+            diag = DiagLog(bus.js, hash_key=hash_key, retention_days=settings.retention_days)
+            await diag.ensure()
+            registry = RelayRegistry(ttl=settings.relay_ttl)
+            await follow_relays(bus, registry)
+            app.state.ctx = RoomsContext(
+                settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
+                redis=redis, rooms=RoomState(redis, member_ttl=settings.member_ttl),
+                relays=registry, diag=diag,
+                limiter=RateLimiter(rate=settings.join_rate, burst=settings.join_burst),
+                web_dir=web_dir,
+            )
+            log.info("rooms ready")
+            yield
+            log.info("rooms shutting down")
+
+    app = FastAPI(title="Parley rooms", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+    add_private_middleware(app, service="rooms")
+    app.include_router(metrics_router())
+    app.include_router(api_router)
+    app.include_router(web_router(web_dir))
+    return app

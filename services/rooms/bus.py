@@ -1,0 +1,32 @@
+"""Rooms' NATS wiring: feed relay heartbeats into the registry."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pydantic import ValidationError
+
+from services.common import subjects
+from services.common.bus import Envelope, NatsBus
+from services.common.messages import RelayHeartbeat
+from services.rooms.relays import RelayRegistry
+
+log = logging.getLogger(__name__)
+MAX_HEARTBEAT_BYTES = 4096
+
+
+async def follow_relays(bus: NatsBus, registry: RelayRegistry) -> object:
+    """Subscribe to every relay's heartbeats; malformed ones are dropped with a debug line."""
+
+    async def on_heartbeat(env: Envelope) -> None:
+        if len(env.data) > MAX_HEARTBEAT_BYTES:
+            return
+        try:
+            hb = RelayHeartbeat.model_validate_json(env.data)
+        except ValidationError:
+            log.debug("dropped a malformed relay heartbeat")
+            return
+        registry.observe(hb, now=time.time())
+
+    return await bus.subscribe(subjects.RELAY_HEARTBEATS, on_heartbeat)

@@ -1,0 +1,296 @@
+"""Rooms' HTTP routes: create and join rooms, lock/unlock, leave, config, health, web client."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.clientaddr import client_address
+from services.common.credentials import mint_turn_credential
+from services.common.hashing import ip_key, room_key
+from services.common.roomnames import RoomNameError, normalize, random_name
+from services.common.roomstate import NotOwner, RoomFull, RoomLocked
+from services.common.tokens import TokenError, issue_join_token, verify_join_token
+from services.rooms.relays import ice_servers_for
+
+log = logging.getLogger(__name__)
+JOINS = Counter("parley_rooms_joins_total", "Join attempts by result.", ["result"])
+ROOMS_CREATED = Counter("parley_rooms_created_total", "Rooms created with a random name.")
+DIAG_FAILURES = Counter("parley_rooms_diag_write_failures_total", "Diagnostic writes failed.")
+NO_RELAY_WARNING = (
+    "no TURN relay is available: calls between networks that block direct connections may fail"
+)
+HTML_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' data:; "
+        "media-src 'self' blob: mediastream:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JoinRequest(_Body):
+    password: str | None = Field(default=None, max_length=256)
+
+
+class LockRequest(_Body):
+    owner_key: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UnlockRequest(_Body):
+    owner_key: str = Field(min_length=1, max_length=64)
+
+
+class LeaveRequest(_Body):
+    token: str = Field(min_length=1, max_length=2048)
+
+
+class RoomInfo(BaseModel):
+    name: str
+    capacity: int
+    locked: bool
+
+
+class JoinResponse(BaseModel):
+    peer_id: str
+    token: str
+    signaling_url: str
+    ice_servers: list[dict[str, Any]]
+    ice_transport_policy: Literal["all", "relay"]
+    room: RoomInfo
+    owner_key: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CreatedRoom(BaseModel):
+    name: str
+    url: str
+
+
+def _ctx(request: Request) -> Any:
+    return request.app.state.ctx
+
+
+def _room(name: str) -> str:
+    try:
+        return normalize(name)
+    except RoomNameError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+def _client(request: Request) -> str:
+    ctx = _ctx(request)
+    peer = request.client.host if request.client else None
+    return client_address(
+        peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxies
+    )
+
+
+def _rate_limit(request: Request, ip: str) -> None:
+    ctx = _ctx(request)
+    if not ctx.limiter.allow(ip_key(ctx.hash_key, ip), now=time.monotonic()):
+        JOINS.labels("rate-limited").inc()
+        raise HTTPException(status_code=429, detail="too many requests; try again shortly")
+
+
+_round_robin = itertools.count()
+
+
+def _signaling_url(request: Request) -> str:
+    configured: str = _ctx(request).settings.signaling_url
+    if configured:
+        urls = [u.strip() for u in configured.split(",") if u.strip()]
+        return urls[next(_round_robin) % len(urls)]
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return f"{scheme}://{request.url.netloc}/ws"
+
+
+api_router = APIRouter()
+
+
+@api_router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@api_router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    ctx = _ctx(request)
+    checks = {"nats": ctx.bus.connected, "redis": False}
+    try:
+        checks["redis"] = bool(await ctx.redis.ping())
+    except Exception:
+        checks["redis"] = False
+    ok = all(checks.values())
+    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+@api_router.get("/config.json")
+async def config(request: Request) -> dict[str, Any]:
+    s = _ctx(request).settings
+    return {
+        "signaling_url": _signaling_url(request),
+        "metrics_url": s.metrics_url,
+        "force_relay": s.force_relay,
+        "capacity": s.room_capacity,
+        "version": "0.1.0",
+    }
+
+
+@api_router.post("/api/rooms", status_code=201)
+async def create_room(request: Request) -> CreatedRoom:
+    _rate_limit(request, _client(request))
+    name = random_name()
+    ROOMS_CREATED.inc()
+    return CreatedRoom(name=name, url=f"{request.base_url}{name}")
+
+
+@api_router.post("/api/rooms/{name}/join")
+async def join_room(name: str, request: Request, body: JoinRequest | None = None) -> JoinResponse:
+    ctx = _ctx(request)
+    s = ctx.settings
+    room = _room(name)
+    ip = _client(request)
+    _rate_limit(request, ip)
+    rk = room_key(ctx.hash_key, room)
+    now = time.time()
+    peer_id = secrets.token_urlsafe(9)
+    try:
+        joined = await ctx.rooms.join(
+            rk, peer_id, capacity=s.room_capacity, now=now,
+            password=body.password if body else None,
+        )
+    except RoomLocked:
+        JOINS.labels("locked").inc()
+        raise HTTPException(status_code=403, detail="locked") from None
+    except RoomFull:
+        JOINS.labels("full").inc()
+        raise HTTPException(status_code=409, detail="room is full") from None
+
+    warnings: list[str] = []
+    ice_servers: list[dict[str, Any]]
+    turn_secret = s.turn_secret.get_secret_value() if s.turn_secret else ""
+    relay = await _relay_for_room(ctx, rk, now) if turn_secret else None
+    if relay is None:
+        warnings.append(NO_RELAY_WARNING)
+        ice_servers = ice_servers_for(None, username="", credential="", stun_urls=s.stun_urls)
+    else:
+        cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
+        ice_servers = ice_servers_for(
+            relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls
+        )
+    token = issue_join_token(
+        ctx.token_key, room=room, room_key=rk, peer_id=peer_id,
+        owner=joined.owner_key is not None, ttl=s.join_token_ttl, now=now,
+    )
+    try:
+        await ctx.diag.write(ip=ip, room=room, service="rooms", event="join", now=now)
+    except Exception:
+        DIAG_FAILURES.inc()
+        log.warning("diagnostic record could not be written")
+    JOINS.labels("ok").inc()
+    return JoinResponse(
+        peer_id=peer_id, token=token, signaling_url=_signaling_url(request),
+        ice_servers=ice_servers,
+        ice_transport_policy="relay" if s.force_relay else "all",
+        room=RoomInfo(name=room, capacity=s.room_capacity,
+                      locked=await ctx.rooms.is_locked(rk)),
+        owner_key=joined.owner_key, warnings=warnings,
+    )
+
+
+async def _relay_for_room(ctx: Any, rk: str, now: float) -> Any:
+    """The room's relay: the one already assigned while it is usable, else the least loaded."""
+    assigned = await ctx.rooms.assigned_relay(rk)
+    if assigned and (hb := ctx.relays.usable(assigned, now=now)) is not None:
+        return hb
+    pick = ctx.relays.pick(now=now)
+    if pick is None:
+        return None
+    winner = await ctx.rooms.assign_relay(rk, pick.relay_id, replace=assigned)
+    return ctx.relays.usable(winner, now=now) or pick
+
+
+@api_router.post("/api/rooms/{name}/lock", status_code=204)
+async def lock_room(name: str, body: LockRequest, request: Request) -> Response:
+    ctx = _ctx(request)
+    _rate_limit(request, _client(request))
+    rk = room_key(ctx.hash_key, _room(name))
+    try:
+        await ctx.rooms.lock(rk, owner_key=body.owner_key, password=body.password)
+    except NotOwner:
+        raise HTTPException(status_code=403, detail="only the room's owner can lock it") from None
+    return Response(status_code=204)
+
+
+@api_router.post("/api/rooms/{name}/unlock", status_code=204)
+async def unlock_room(name: str, body: UnlockRequest, request: Request) -> Response:
+    ctx = _ctx(request)
+    _rate_limit(request, _client(request))
+    rk = room_key(ctx.hash_key, _room(name))
+    try:
+        await ctx.rooms.unlock(rk, owner_key=body.owner_key)
+    except NotOwner:
+        raise HTTPException(
+            status_code=403, detail="only the room's owner can unlock it") from None
+    return Response(status_code=204)
+
+
+@api_router.post("/api/rooms/{name}/leave", status_code=204)
+async def leave_room(name: str, body: LeaveRequest, request: Request) -> Response:
+    ctx = _ctx(request)
+    rk = room_key(ctx.hash_key, _room(name))
+    try:
+        claims = verify_join_token(ctx.token_key, body.token, allow_expired=True)
+    except TokenError:
+        raise HTTPException(status_code=401, detail="invalid token") from None
+    if claims.room_key != rk:
+        raise HTTPException(status_code=403, detail="token is for another room")
+    await ctx.rooms.leave(rk, claims.peer_id)
+    return Response(status_code=204)
+
+
+def web_router(web_dir: Path) -> APIRouter:
+    """Serve the web client: `/static/*` files, and index.html at `/` and `/{room}`."""
+    router = APIRouter()
+    index = web_dir / "index.html"
+
+    @router.get("/", include_in_schema=False)
+    async def home() -> FileResponse:
+        return FileResponse(index, headers=HTML_HEADERS)
+
+    @router.get("/{room}", include_in_schema=False)
+    async def room_page(room: str) -> FileResponse:
+        try:
+            normalize(room)
+        except RoomNameError:
+            raise HTTPException(status_code=404, detail="not found") from None
+        return FileResponse(index, headers=HTML_HEADERS)
+
+    router.routes.append(_static_mount(web_dir))
+    return router
+
+
+def _static_mount(web_dir: Path) -> Any:
+    from starlette.routing import Mount
+
+    return Mount("/static", app=StaticFiles(directory=web_dir, check_dir=False), name="static")

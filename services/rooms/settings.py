@@ -1,0 +1,55 @@
+"""Settings of the rooms service (env `PARLEY_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import ParleySettings
+
+
+class RoomsSettings(ParleySettings):
+    """What rooms reads from its environment; every field is `PARLEY_<NAME>`."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="HTTP port.")
+    token_key: SecretStr | None = Field(
+        default=None, description="HS256 key that signs join tokens (shared with signalling)."
+    )
+    turn_secret: SecretStr | None = Field(
+        default=None, description="TURN REST shared secret (coturn's static-auth-secret)."
+    )
+    turn_credential_ttl: int = Field(
+        default=6 * 3600, ge=60, le=7 * 86400, description="Lifetime of TURN credentials (s)."
+    )
+    room_capacity: int = Field(default=6, ge=1, le=50, description="Peers per room (full mesh).")
+    join_token_ttl: int = Field(default=120, ge=10, le=3600, description="Join token life (s).")
+    member_ttl: float = Field(
+        default=60.0, ge=5, le=3600,
+        description="A member not renewed by signalling for this long (s) leaves the room.",
+    )
+    signaling_url: str = Field(
+        default="",
+        description=(
+            "Websocket URL of signalling; empty means ws(s)://<this host>/ws. Several, "
+            "comma-separated, are handed out round-robin (the dev stack's replicas)."
+        ),
+    )
+    metrics_url: str | None = Field(default=None, description="Metrics service URL, if any.")
+    stun_urls: list[str] = Field(
+        default_factory=list,
+        description="STUN URLs handed out when no relay is live (none by default: privacy).",
+    )
+    relay_ttl: float = Field(
+        default=10.0, ge=1, le=300,
+        description="A relay whose last heartbeat is older than this (s) is not handed out.",
+    )
+    force_relay: bool = Field(
+        default=False, description="Make every client use iceTransportPolicy 'relay'."
+    )
+    join_rate: float = Field(default=2.0, gt=0, description="Joins per second per client.")
+    join_burst: int = Field(default=20, ge=1, description="Burst of joins per client.")
+    web_dir: str = Field(default="", description="Folder of the web client; empty = bundled.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs whose X-Forwarded-For is believed (the client address recorded).",
+    )
