@@ -1,0 +1,45 @@
+# Parley: `make run` starts the whole stack, `make test` runs every test.
+# The virtualenv lives in .venv/ and is (re)built when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-unit test-integration test-e2e lint typecheck bench chart clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python >= 3.11")'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/parley dev --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: setup
+	$(BIN)/python -m pytest -q tests/integration
+
+test-e2e: setup
+	$(BIN)/python -m pytest -q tests/e2e
+
+lint: setup
+	$(BIN)/ruff check services tests
+	$(BIN)/mypy services
+
+bench: setup
+	@echo "see bench/README.md for each benchmark's command"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""E2E fixtures: the whole stack from `parley dev` (real processes) and headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from services.common.infra import free_port
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+
+
+@dataclass
+class Stack:
+    """A running `parley dev`: its URL and everything it printed."""
+
+    url: str
+    port: int
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return int(self.proc.returncode)
+
+
+def start_stack(*, signaling_replicas: int = 1, relay: bool = True, force_relay: bool = False,
+                env: dict[str, str] | None = None, extra: list[str] | None = None) -> Stack:
+    """Start `parley dev` on a free port and wait for its "running" line."""
+    port = free_port()
+    argv = [sys.executable, "-m", "services", "dev", "--port", str(port),
+            "--signaling-replicas", str(signaling_replicas),
+            "--relay" if relay else "--no-relay"]
+    if force_relay:
+        argv.append("--force-relay")
+    argv += extra or []
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    stack = Stack(f"http://localhost:{port}", port, proc)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            stack.lines.append(line)
+            if "Parley is running at" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + 90
+    while not ready.is_set():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stack.stop()
+            raise RuntimeError(f"parley dev did not start:\n{stack.output()[-4000:]}")
+        time.sleep(0.1)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """The whole local stack: rooms, one signalling replica, a relay."""
+    s = start_stack()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_two_replicas() -> Iterator[Stack]:
+    """The stack with two signalling replicas (rooms hands them out round-robin)."""
+    s = start_stack(signaling_replicas=2)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_relay_forced() -> Iterator[Stack]:
+    """The stack with relay forced for everyone (iceTransportPolicy "relay")."""
+    s = start_stack(force_relay=True)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """One headless Chromium (fake camera and microphone) for the test session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
+    """Make pages, each in its own context (its own storage), closed after the test."""
+    contexts: list[Any] = []
+
+    def make() -> Any:
+        ctx = browser.new_context(permissions=["camera", "microphone"])
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
