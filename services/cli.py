@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -49,7 +48,9 @@ def rooms(host: Host = None, port: Port = None) -> None:
     from services.rooms.app import create_app
     from services.rooms.settings import RoomsSettings
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port}.items() if v is not None
+    }
     try:
         settings = RoomsSettings(**overrides)
         application = create_app(settings)
@@ -68,7 +69,9 @@ def signaling(host: Host = None, port: Port = None) -> None:
     from services.signaling.app import create_app
     from services.signaling.settings import SignalingSettings
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port}.items() if v is not None
+    }
     try:
         settings = SignalingSettings(**overrides)
         application = create_app(settings)
@@ -123,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -57,7 +57,10 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True,
+            self.argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
 
@@ -90,24 +93,30 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     _stop: bool = False
 
-    def _env(self, nats: NatsServer, redis: RedisServer, secrets_: dict[str, str]) -> dict[str, str]:
+    def _env(
+        self, nats: NatsServer, redis: RedisServer, secrets_: dict[str, str]
+    ) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "PARLEY_NATS_URL": nats.url,
-            "PARLEY_REDIS_URL": redis.url,
-            "PARLEY_TOKEN_KEY": secrets_["token"],
-            "PARLEY_HASH_KEY": secrets_["hash"],
-            "PARLEY_TURN_SECRET": secrets_["turn"],
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "PARLEY_NATS_URL": nats.url,
+                "PARLEY_REDIS_URL": redis.url,
+                "PARLEY_TOKEN_KEY": secrets_["token"],
+                "PARLEY_HASH_KEY": secrets_["hash"],
+                "PARLEY_TURN_SECRET": secrets_["turn"],
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.force_relay:
             env["PARLEY_FORCE_RELAY"] = "true"
         return env
 
     def plan(self, nats: NatsServer, redis: RedisServer) -> list[Child]:
         """The service processes to start, with their ports and environment."""
-        secrets_ = {k: os.environ.get(f"PARLEY_{k.upper()}_KEY") or secrets.token_urlsafe(32)
-                    for k in ("token", "hash")}
+        secrets_ = {
+            k: os.environ.get(f"PARLEY_{k.upper()}_KEY") or secrets.token_urlsafe(32)
+            for k in ("token", "hash")
+        }
         secrets_["turn"] = os.environ.get("PARLEY_TURN_SECRET") or secrets.token_urlsafe(32)
         base = self._env(nats, redis, secrets_)
         py = [sys.executable, "-m", "services"]
@@ -116,25 +125,52 @@ class DevStack:
         if _has("services.signaling.app"):
             for i in range(self.signaling_replicas):
                 p = free_port(self.host)
-                children.append(Child(
-                    f"signaling-{i + 1}", [*py, "signaling", "--host", self.host, "--port", str(p)],
-                    base, f"http://{self.host}:{p}/readyz"))
+                children.append(
+                    Child(
+                        f"signaling-{i + 1}",
+                        [*py, "signaling", "--host", self.host, "--port", str(p)],
+                        base,
+                        f"http://{self.host}:{p}/readyz",
+                    )
+                )
                 signaling_urls.append(f"ws://localhost:{p}/ws")
         if self.relay and _has("services.relay.cli"):
             udp = free_port(self.host)
             http = free_port(self.host)
             relay_env = dict(base, PARLEY_RELAY_SECRET=secrets_["turn"])
-            children.append(Child(
-                "relay",
-                [*py, "relay", "--listen", f"{self.host}:{udp}", "--relay-ip", self.host,
-                 "--workers", "1", "--nats-url", nats.url, "--http-port", str(http)],
-                relay_env, f"http://{self.host}:{http}/readyz"))
+            children.append(
+                Child(
+                    "relay",
+                    [
+                        *py,
+                        "relay",
+                        "--listen",
+                        f"{self.host}:{udp}",
+                        "--relay-ip",
+                        self.host,
+                        "--workers",
+                        "1",
+                        "--nats-url",
+                        nats.url,
+                        "--http-port",
+                        str(http),
+                    ],
+                    relay_env,
+                    f"http://{self.host}:{http}/readyz",
+                )
+            )
         rooms_env = dict(base)
         if signaling_urls:
             rooms_env["PARLEY_SIGNALING_URL"] = ",".join(signaling_urls)
-        children.insert(0, Child(
-            "rooms", [*py, "rooms", "--host", self.host, "--port", str(self.port)],
-            rooms_env, f"http://{self.host}:{self.port}/readyz"))
+        children.insert(
+            0,
+            Child(
+                "rooms",
+                [*py, "rooms", "--host", self.host, "--port", str(self.port)],
+                rooms_env,
+                f"http://{self.host}:{self.port}/readyz",
+            ),
+        )
         return children
 
     def _wait_ready(self, child: Child) -> None:
@@ -145,10 +181,12 @@ class DevStack:
                 raise DevStackError(f"{child.name} exited with code {code} while starting")
             if child.ready_url is None:
                 return
-            with contextlib.suppress(Exception):
-                with urllib.request.urlopen(child.ready_url, timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
-                        return
+            with (
+                contextlib.suppress(Exception),
+                urllib.request.urlopen(child.ready_url, timeout=1) as r,
+            ):
+                if r.status == 200:
+                    return
             time.sleep(0.1)
         if not self._stop:
             raise DevStackError(f"{child.name} was not ready within {READY_TIMEOUT:.0f}s")
@@ -159,7 +197,9 @@ class DevStack:
     def run(self) -> int:
         """Start everything, supervise until Ctrl-C or a crash; return the exit code."""
         if not self._port_free():
-            raise DevStackError(f"port {self.port} is in use on {self.host}; pick another with --port")
+            raise DevStackError(
+                f"port {self.port} is in use on {self.host}; pick another with --port"
+            )
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         nats = redis = None
@@ -177,14 +217,19 @@ class DevStack:
                 self._wait_ready(child)
             if not self._stop:
                 names = ", ".join(c.name for c in self.children)
-                print(f"Parley is running at http://localhost:{self.port}  ({names}; Ctrl-C stops)",
-                      flush=True)
+                print(
+                    f"Parley is running at http://localhost:{self.port}  ({names}; Ctrl-C stops)",
+                    flush=True,
+                )
             while not self._stop:
                 for child in self.children:
                     rc = child.exited()
                     if rc is not None:
-                        print(f"parley dev: {child.name} exited with code {rc}; stopping",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"parley dev: {child.name} exited with code {rc}; stopping",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         code = 1
                         self._stop = True
                         break

@@ -19,9 +19,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from services.common.telemetry import inject_headers
+from opentelemetry import trace
+
+from services.common.telemetry import extract_context, inject_headers
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("parley.bus")
 
 
 @dataclass(slots=True)
@@ -93,14 +96,19 @@ class NatsBus:
 
     async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> Any:
         async def cb(msg: Msg) -> None:
-            try:
-                await handler(Envelope(msg.subject, msg.data, dict(msg.headers or {})))
-            except Exception:
-                log.exception("handler for a bus message failed")
+            headers = dict(msg.headers or {})
+            # the span continues the publisher's trace (W3C traceparent in the headers)
+            with _tracer.start_as_current_span(
+                "bus receive", context=extract_context(headers)  # type: ignore[arg-type]
+            ):
+                try:
+                    await handler(Envelope(msg.subject, msg.data, headers))
+                except Exception:
+                    log.exception("handler for a bus message failed")
 
         return await self.nc.subscribe(subject, queue=queue, cb=cb)
 
-    async def flush(self, timeout: float = 2.0) -> None:
+    async def flush(self, timeout: int = 2) -> None:  # noqa: ASYNC109 - nats.py API
         await self.nc.flush(timeout=timeout)
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -148,7 +149,7 @@ class RedisServer(EmbeddedServer):
 
 
 @contextlib.contextmanager
-def embedded_stack() -> object:
+def embedded_stack() -> Iterator[tuple[NatsServer, RedisServer]]:
     """Start NATS and Redis; yield (nats, redis); stop both."""
     nats_srv = NatsServer().start()
     try:

@@ -14,28 +14,36 @@ RESERVED: Final[frozenset[str]] = frozenset({
     "privacy", "stats", "favicon.ico", "robots.txt", "index.html", "beacon", "reports",
 })
 
-ADJECTIVES: Final[tuple[str, ...]] = tuple("""
-amber ancient azure bold brave breezy bright brisk calm candid clever cobalt cosmic coral
-cozy crimson crisp curious dapper daring dawn deep dusky eager early easy electric emerald
-fancy fearless fierce flying fond frosty gentle giant gilded glad golden graceful grand
-happy hazel hidden honest humble icy indigo ivory jade jolly keen kind lively lucky lunar
-magic marble mellow merry mighty misty modest noble nimble ocean olive opal patient
-peaceful plucky polar proud quick quiet rapid rosy royal rustic sandy scarlet serene
-shiny silent silver simple sleek smooth snowy solar sonic spicy spry starry steady stormy
-sturdy sunny swift tidy tranquil true vast velvet violet vivid warm wild windy wise witty
-young zesty
-""".split())
-ANIMALS: Final[tuple[str, ...]] = tuple("""
-albatross alpaca antelope badger beaver bison bobcat buffalo camel caribou cheetah
-chipmunk cobra condor cougar coyote crane cricket dingo dolphin donkey dove dragonfly eagle
-egret elk falcon ferret finch flamingo fox gazelle gecko gibbon giraffe goose gopher
-gorilla grouse hare hawk hedgehog heron hippo hornet ibex iguana impala jackal jaguar jay
-kestrel kiwi koala lemur leopard lion llama lobster lynx magpie manatee marmot marten
-meerkat mink mole moose narwhal newt ocelot octopus orca osprey otter owl panda panther
-parrot pelican penguin pika puffin puma quail rabbit raccoon raven robin salmon seal shark
-sparrow squid stork swan tapir tiger toucan turtle viper walrus weasel whale wolf wombat
-yak zebra
-""".split())
+ADJECTIVES: Final[tuple[str, ...]] = (
+    "amber", "ancient", "azure", "bold", "brave", "breezy", "bright", "brisk", "calm",
+    "candid", "clever", "cobalt", "cosmic", "coral", "cozy", "crimson", "crisp", "curious",
+    "dapper", "daring", "dawn", "deep", "dusky", "eager", "early", "easy", "electric",
+    "emerald", "fancy", "fearless", "fierce", "flying", "fond", "frosty", "gentle", "giant",
+    "gilded", "glad", "golden", "graceful", "grand", "happy", "hazel", "hidden", "honest",
+    "humble", "icy", "indigo", "ivory", "jade", "jolly", "keen", "kind", "lively", "lucky",
+    "lunar", "magic", "marble", "mellow", "merry", "mighty", "misty", "modest", "noble",
+    "nimble", "ocean", "olive", "opal", "patient", "peaceful", "plucky", "polar", "proud",
+    "quick", "quiet", "rapid", "rosy", "royal", "rustic", "sandy", "scarlet", "serene",
+    "shiny", "silent", "silver", "simple", "sleek", "smooth", "snowy", "solar", "sonic",
+    "spicy", "spry", "starry", "steady", "stormy", "sturdy", "sunny", "swift", "tidy",
+    "tranquil", "true", "vast", "velvet", "violet", "vivid", "warm", "wild", "windy",
+    "wise", "witty", "young", "zesty",
+)
+ANIMALS: Final[tuple[str, ...]] = (
+    "albatross", "alpaca", "antelope", "badger", "beaver", "bison", "bobcat", "buffalo",
+    "camel", "caribou", "cheetah", "chipmunk", "cobra", "condor", "cougar", "coyote",
+    "crane", "cricket", "dingo", "dolphin", "donkey", "dove", "dragonfly", "eagle", "egret",
+    "elk", "falcon", "ferret", "finch", "flamingo", "fox", "gazelle", "gecko", "gibbon",
+    "giraffe", "goose", "gopher", "gorilla", "grouse", "hare", "hawk", "hedgehog", "heron",
+    "hippo", "hornet", "ibex", "iguana", "impala", "jackal", "jaguar", "jay", "kestrel",
+    "kiwi", "koala", "lemur", "leopard", "lion", "llama", "lobster", "lynx", "magpie",
+    "manatee", "marmot", "marten", "meerkat", "mink", "mole", "moose", "narwhal", "newt",
+    "ocelot", "octopus", "orca", "osprey", "otter", "owl", "panda", "panther", "parrot",
+    "pelican", "penguin", "pika", "puffin", "puma", "quail", "rabbit", "raccoon", "raven",
+    "robin", "salmon", "seal", "shark", "sparrow", "squid", "stork", "swan", "tapir",
+    "tiger", "toucan", "turtle", "viper", "walrus", "weasel", "whale", "wolf", "wombat",
+    "yak", "zebra",
+)
 
 
 class RoomNameError(ValueError):

@@ -126,8 +126,8 @@ class RoomState:
         """
         proof = ""
         stored = await self.redis.hget(self.meta_key(rk), "pw")
-        if stored and password is not None and check_password(password, stored):
-            proof = stored
+        if stored and password is not None and check_password(password, str(stored)):
+            proof = str(stored)
         owner_key = secrets.token_urlsafe(18)
         code, members = await self._join(
             keys=[self.members_key(rk), self.meta_key(rk)],
@@ -153,11 +153,11 @@ class RoomState:
 
     async def members(self, rk: str, *, now: float) -> list[str]:
         """Live member peer ids."""
-        return list(await self.redis.zrangebyscore(self.members_key(rk), now, "+inf"))
+        return [str(m) for m in await self.redis.zrangebyscore(self.members_key(rk), now, "+inf")]
 
     async def _check_owner(self, rk: str, owner_key: str) -> None:
         stored = await self.redis.hget(self.meta_key(rk), "owner")
-        if not stored or not hmac.compare_digest(stored, _digest(owner_key)):
+        if not stored or not hmac.compare_digest(str(stored), _digest(owner_key)):
             raise NotOwner()
 
     async def lock(self, rk: str, *, owner_key: str, password: str) -> None:
@@ -173,7 +173,8 @@ class RoomState:
         await self.redis.hdel(self.meta_key(rk), "pw")
 
     async def assigned_relay(self, rk: str) -> str | None:
-        return await self.redis.hget(self.meta_key(rk), "relay")
+        relay = await self.redis.hget(self.meta_key(rk), "relay")
+        return None if relay is None else str(relay)
 
     async def assign_relay(self, rk: str, relay_id: str, *, replace: str | None) -> str:
         """Set the room's relay unless another replica set a different one first."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import jwt
 
@@ -73,7 +73,7 @@ def verify_join_token(
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("token missing or too long")
-    options = {
+    options: Any = {
         "require": ["exp", "iat", "sub", "aud", "iss"],
         "verify_exp": now is None and not allow_expired,
     }

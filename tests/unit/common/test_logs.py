@@ -10,8 +10,13 @@ from services.common.logs import PIIFilter, redact, scrub
 
 @pytest.mark.parametrize(
     "text",
-    ["client 203.0.113.7 joined", "from 2001:db8::1 now", "peer [fe80::1%eth0]:443",
-     "mapped ::ffff:192.0.2.1 x", "addr=10.0.0.1:3478"],
+    [
+        "client 203.0.113.7 joined",
+        "from 2001:db8::1 now",
+        "peer [fe80::1%eth0]:443",
+        "mapped ::ffff:192.0.2.1 x",
+        "addr=10.0.0.1:3478",
+    ],
 )
 def test_scrub_removes_ip_addresses(text: str) -> None:
     out = scrub(text)
@@ -20,7 +25,9 @@ def test_scrub_removes_ip_addresses(text: str) -> None:
         assert needle not in out
 
 
-@pytest.mark.parametrize("text", ["version 1.2.3", "12:30:45", "took 3.5ms", "std::vector", "1.2.3.4.5"])
+@pytest.mark.parametrize(
+    "text", ["version 1.2.3", "12:30:45", "took 3.5ms", "std::vector", "1.2.3.4.5"]
+)
 def test_scrub_keeps_ordinary_text(text: str) -> None:
     assert scrub(text) == text
 

@@ -10,7 +10,12 @@ KEY = "k" * 32
 def test_verify_join_token_roundtrip() -> None:
     token = issue_join_token(KEY, room="hello", room_key="rk1", peer_id="p1", owner=True, now=1000)
     claims = verify_join_token(KEY, token, now=1001)
-    assert (claims.room, claims.room_key, claims.peer_id, claims.owner) == ("hello", "rk1", "p1", True)
+    assert (claims.room, claims.room_key, claims.peer_id, claims.owner) == (
+        "hello",
+        "rk1",
+        "p1",
+        True,
+    )
     assert claims.expires_at == 1000 + 120
 
 
