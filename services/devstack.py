@@ -159,6 +159,11 @@ class DevStack:
                     f"http://{self.host}:{http}/readyz",
                 )
             )
+        if _has("services.logpurge.app"):
+            p = free_port(self.host)
+            children.append(Child(
+                "logpurge", [*py, "logpurge", "--host", self.host, "--port", str(p)],
+                base, f"http://{self.host}:{p}/healthz"))
         rooms_env = dict(base)
         if signaling_urls:
             rooms_env["PARLEY_SIGNALING_URL"] = ",".join(signaling_urls)

@@ -34,6 +34,7 @@ class Envelope:
     subject: str
     data: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    reply: str = ""
 
 
 Handler = Callable[[Envelope], Awaitable[None]]
@@ -102,7 +103,7 @@ class NatsBus:
                 "bus receive", context=extract_context(headers)  # type: ignore[arg-type]
             ):
                 try:
-                    await handler(Envelope(msg.subject, msg.data, headers))
+                    await handler(Envelope(msg.subject, msg.data, headers, msg.reply or ""))
                 except Exception:
                     log.exception("handler for a bus message failed")
 

@@ -14,6 +14,7 @@ of old records that escaped is unreadable too (crypto-shredding).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import time
@@ -34,6 +35,14 @@ KEYS_BUCKET: Final[str] = "PARLEY_DIAG_KEYS"
 DEFAULT_PURGE_INTERVAL: Final[float] = 3600.0
 
 
+def canonical_ip(ip: str) -> str:
+    """The canonical text of an address (so `::FFFF:…` and `::ffff:…` hash alike)."""
+    try:
+        return str(ipaddress.ip_address(ip.strip()))
+    except ValueError:
+        return ip.strip()
+
+
 def day_of(ts: float) -> str:
     """The UTC day bucket (YYYYMMDD) a timestamp falls in."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%d")
@@ -47,7 +56,7 @@ class DiagLog:
         js: JetStreamContext,
         *,
         hash_key: str,
-        retention_days: int = 30,
+        retention_days: float = 30,
         purge_interval: float = DEFAULT_PURGE_INTERVAL,
     ) -> None:
         self.js = js
@@ -71,7 +80,7 @@ class DiagLog:
             storage=StorageType.FILE,
             max_age=self.max_age,
             max_msg_size=4096,
-            duplicate_window=120,
+            duplicate_window=min(120.0, self.max_age),
         )
         try:
             await self.js.add_stream(config)
@@ -104,6 +113,7 @@ class DiagLog:
                     now: float | None = None) -> None:
         """Append one record, acknowledged by JetStream before this returns."""
         at = time.time() if now is None else now
+        ip = canonical_ip(ip)
         record = DiagnosticRecord(ip=ip, room=room, at=at, service=service, event=event)
         day = day_of(at)
         nonce = os.urandom(12)
@@ -117,6 +127,12 @@ class DiagLog:
             day, ip_key(self.hash_key, ip), room_key(self.hash_key, room)
         )
         await self.js.publish(subject, json.dumps(payload).encode(), stream=subjects.DIAG_STREAM)
+
+    @property
+    def keys(self) -> KeyValue:
+        """The bucket of per-day keys (logpurge destroys expired days here)."""
+        assert self._kv is not None, "call ensure() first"
+        return self._kv
 
     async def decrypt(self, payload: bytes) -> DiagnosticRecord | None:
         """Read a stored record back; None once its day's key has been destroyed."""

@@ -1,0 +1,3 @@
+"""Logpurge: the only thing that deletes from the diagnostic log (retention, erasure, audit)."""
+
+__all__: list[str] = []
