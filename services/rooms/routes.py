@@ -278,6 +278,20 @@ def web_router(web_dir: Path) -> APIRouter:
     async def home() -> FileResponse:
         return FileResponse(index, headers=HTML_HEADERS)
 
+    def _page(file: str) -> FileResponse:
+        path = web_dir / file
+        if not path.is_file():
+            raise HTTPException(status_code=404, detail="not found")
+        return FileResponse(path, headers=HTML_HEADERS)
+
+    @router.get("/privacy", include_in_schema=False)
+    async def privacy_page() -> FileResponse:
+        return _page("privacy.html")
+
+    @router.get("/stats", include_in_schema=False)
+    async def stats_page() -> FileResponse:
+        return _page("stats.html")
+
     @router.get("/{room}", include_in_schema=False)
     async def room_page(room: str) -> FileResponse:
         try:
