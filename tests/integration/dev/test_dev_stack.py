@@ -114,7 +114,7 @@ def test_parley_dev_port_in_use_is_a_clear_error() -> None:
 )
 def test_cli_bad_flags_say_what_is_wrong(argv: list[str], message: str) -> None:
     r = subprocess.run([sys.executable, "-m", "services", *argv], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, check=False, env={**os.environ, "COLUMNS": "250"})
     assert r.returncode == 2
     assert message in r.stderr
 

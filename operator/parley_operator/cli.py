@@ -1,0 +1,64 @@
+"""`parley operator`: run the operator, or ask `plan` what it would do (`plan` subcommand)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+app = typer.Typer(help="The RelayPool operator.", no_args_is_help=True, add_completion=False)
+
+
+def _load(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=what) from None
+    try:
+        return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(f"{path} is not valid: {exc}", param_hint=what) from None
+
+
+def _pydantic_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"
+
+
+@app.command("plan")
+def plan_command(
+    pool: Annotated[Path, typer.Option(help="RelayPool YAML (the whole object or its spec).")],
+    observed: Annotated[Path, typer.Option(help="Observed state as JSON.")],
+    now: Annotated[str | None, typer.Option(help="ISO 8601 time to plan at (default: now).")]
+    = None,
+) -> None:
+    """Print, as JSON, the actions the operator would take for this pool and observed state."""
+    from parley_operator.plan import Observed, plan
+    from parley_operator.spec import PoolSpec
+
+    doc = _load(pool, "--pool")
+    spec_doc = doc.get("spec", doc) if isinstance(doc, dict) else doc
+    try:
+        spec = PoolSpec.model_validate(spec_doc or {})
+    except ValidationError as exc:
+        raise typer.BadParameter(_pydantic_error(exc), param_hint="--pool") from None
+    try:
+        obs = Observed.model_validate(_load(observed, "--observed"))
+    except ValidationError as exc:
+        raise typer.BadParameter(_pydantic_error(exc), param_hint="--observed") from None
+    if now is None:
+        at = datetime.now(UTC)
+    else:
+        try:
+            at = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError:
+            raise typer.BadParameter(f"not ISO 8601: {now!r}", param_hint="--now") from None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+    typer.echo(plan(spec, obs, at).model_dump_json(indent=2))
