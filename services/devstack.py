@@ -222,6 +222,7 @@ class DevStack:
                 self._wait_ready(child)
             if not self._stop:
                 names = ", ".join(c.name for c in self.children)
+                print(f"  nats {nats.url}  redis {redis.url}", flush=True)
                 print(
                     f"Parley is running at http://localhost:{self.port}  ({names}; Ctrl-C stops)",
                     flush=True,
