@@ -41,5 +41,12 @@ lint: setup
 bench: setup
 	@echo "see bench/README.md for each benchmark's command"
 
+chart: setup
+	@HELM=$$(tools/helm.sh) && $$HELM lint charts/parley --strict && \
+	for f in "" charts/parley/ci/*-values.yaml; do \
+	  $$HELM template parley charts/parley --namespace parley --include-crds $${f:+--values $$f} >/dev/null || exit 1; \
+	done
+	$(BIN)/python -m pytest -q tests/chart
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
