@@ -62,3 +62,30 @@ def candidate_passwords(username: str, secrets_: list[str], *, now: float) -> li
     if expiry is None or expiry < now:
         return []
     return [turn_password(s, username) for s in secrets_ if s]
+
+
+class SecretSource:
+    """The current TURN secret from a value or a file that is re-read when it changes.
+
+    A Kubernetes Secret mounted as a volume is updated in place when the operator rotates it;
+    reading it through this picks the new value up without a restart.
+    """
+
+    def __init__(self, *, value: str = "", path: str = "") -> None:
+        self._value, self._path = value, path
+        self._cached: tuple[float, str] | None = None
+
+    def get(self) -> str:
+        """The secret now ('' when there is none or the file cannot be read)."""
+        if not self._path:
+            return self._value
+        import os
+
+        try:
+            mtime = os.stat(self._path).st_mtime
+            if self._cached is None or self._cached[0] != mtime:
+                with open(self._path, encoding="utf-8") as f:
+                    self._cached = (mtime, f.read().strip())
+        except OSError:
+            return self._value
+        return self._cached[1]

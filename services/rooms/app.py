@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from services.common import redisclient
 from services.common.bus import NatsBus
+from services.common.credentials import SecretSource
 from services.common.diaglog import DiagLog
 from services.common.httpapp import add_private_middleware
 from services.common.logs import setup_logging
@@ -43,6 +44,7 @@ class RoomsContext:
     diag: DiagLog
     limiter: RateLimiter
     web_dir: Path
+    turn_secret: SecretSource
 
 
 def create_app(settings: RoomsSettings | None = None) -> FastAPI:
@@ -71,6 +73,9 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
                 relays=registry, diag=diag,
                 limiter=RateLimiter(rate=settings.join_rate, burst=settings.join_burst),
                 web_dir=web_dir,
+                turn_secret=SecretSource(
+                    value=settings.turn_secret.get_secret_value() if settings.turn_secret else "",
+                    path=settings.turn_secret_file),
             )
             log.info("rooms ready")
             yield

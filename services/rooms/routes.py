@@ -188,7 +188,7 @@ async def join_room(name: str, request: Request, body: JoinRequest | None = None
 
     warnings: list[str] = []
     ice_servers: list[dict[str, Any]]
-    turn_secret = s.turn_secret.get_secret_value() if s.turn_secret else ""
+    turn_secret = ctx.turn_secret.get()
     relay = await _relay_for_room(ctx, rk, now) if turn_secret else None
     if relay is None:
         warnings.append(NO_RELAY_WARNING)

@@ -18,6 +18,13 @@ class RoomsSettings(ParleySettings):
     turn_secret: SecretStr | None = Field(
         default=None, description="TURN REST shared secret (coturn's static-auth-secret)."
     )
+    turn_secret_file: str = Field(
+        default="",
+        description=(
+            "File holding the TURN secret (a mounted Secret's `current` key); re-read when it "
+            "changes, so a rotated secret is used without a restart. Wins over turn_secret."
+        ),
+    )
     turn_credential_ttl: int = Field(
         default=6 * 3600, ge=60, le=7 * 86400, description="Lifetime of TURN credentials (s)."
     )

@@ -6,7 +6,9 @@ Each takes (dict "root" $ "component" NAME "values" .Values.NAME "port" PORT ...
 
 {{/*
 Deployment of one Parley service. Extra keys: "args" (the `parley` command line),
-"env" (rendered EnvVar YAML list), "terminationGracePeriodSeconds" (optional).
+"env" (rendered EnvVar YAML list), "terminationGracePeriodSeconds" (optional),
+"secretMount" (optional dict "secretName" "mountPath": a Secret mounted read-only, so a
+rotated value reaches the process without a restart).
 */}}
 {{- define "parley.workload.deployment" -}}
 {{- $root := .root }}
@@ -97,10 +99,21 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with .secretMount }}
+            - name: mounted-secret
+              mountPath: {{ .mountPath }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- with .secretMount }}
+        - name: mounted-secret
+          secret:
+            secretName: {{ .secretName }}
+            defaultMode: 0440
+        {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from pathlib import Path
 
 from services.common.credentials import (
     candidate_passwords,
@@ -51,3 +52,20 @@ def test_candidate_passwords_malformed_username() -> None:
 def test_username_expiry_parses() -> None:
     assert username_expiry("1700000000:x") == 1700000000
     assert username_expiry("abc:x") is None
+
+
+def test_secret_source_rereads_a_rotated_file(tmp_path: Path) -> None:
+    import os
+
+    from services.common.credentials import SecretSource
+
+    path = tmp_path / "current"
+    path.write_text("first\n")
+    src = SecretSource(value="fallback", path=str(path))
+    assert src.get() == "first"
+    path.write_text("second\n")
+    os.utime(path, (1, 1))  # a new mtime, as a Secret volume update gives
+    assert src.get() == "second"
+    path.unlink()
+    assert src.get() == "fallback"
+    assert SecretSource(value="v").get() == "v"
