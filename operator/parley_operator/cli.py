@@ -40,14 +40,17 @@ def plan_command(
 ) -> None:
     """Print, as JSON, the actions the operator would take for this pool and observed state."""
     from parley_operator.plan import Observed, plan
-    from parley_operator.spec import PoolSpec
+    from parley_operator.errors import SpecError
+    from parley_operator.pool import parse_pool_spec
 
     doc = _load(pool, "--pool")
     spec_doc = doc.get("spec", doc) if isinstance(doc, dict) else doc
+    if not isinstance(spec_doc, dict | None):
+        raise typer.BadParameter("expected a RelayPool or its spec", param_hint="--pool")
     try:
-        spec = PoolSpec.model_validate(spec_doc or {})
-    except ValidationError as exc:
-        raise typer.BadParameter(_pydantic_error(exc), param_hint="--pool") from None
+        spec, _ = parse_pool_spec(spec_doc)  # the CRD's fields the planner does not need too
+    except SpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pool") from None
     try:
         obs = Observed.model_validate(_load(observed, "--observed"))
     except ValidationError as exc:
@@ -62,3 +65,37 @@ def plan_command(
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
     typer.echo(plan(spec, obs, at).model_dump_json(indent=2))
+
+
+@app.command()
+def run(
+    namespace: Annotated[list[str] | None, typer.Option(
+        help="Namespace to watch, repeatable (default: every namespace).")] = None,
+    nats_url: Annotated[str, typer.Option(
+        envvar="PARLEY_NATS_URL", help="NATS the operator reads heartbeats from.")]
+    = "nats://127.0.0.1:4222",
+    relay_nats_url: Annotated[str | None, typer.Option(
+        envvar="PARLEY_OPERATOR_RELAY_NATS_URL",
+        help="NATS URL given to relay pods (default: --nats-url).")] = None,
+    standalone: Annotated[bool, typer.Option(
+        help="Run without kopf peering (one operator replica).")] = True,
+    peering: Annotated[str | None, typer.Option(
+        help="kopf peering object name (needs kopf's peering CRD); implies --no-standalone.")]
+    = None,
+    liveness: Annotated[str | None, typer.Option(
+        help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="API server URL without credentials (kubectl proxy); default in-cluster/KUBECONFIG.")]
+    = None,
+    interval: Annotated[float, typer.Option(min=1, help="Seconds between rounds per pool.")]
+    = 10.0,
+) -> None:
+    """Run the RelayPool operator (kopf) until SIGTERM."""
+    import asyncio
+
+    from parley_operator.handlers import Options, run_operator
+
+    opts = Options(nats_url=nats_url, relay_nats_url=relay_nats_url, server=server,
+                   reconcile_seconds=interval)
+    asyncio.run(run_operator(opts, namespaces=list(namespace or []), standalone=standalone,
+                             peering=peering, liveness=liveness))

@@ -1,0 +1,313 @@
+"""Pure builders of the objects a RelayPool owns: relay Pods, their Services, the TURN Secret.
+
+Every `build_*_spec()` returns a plain dict (the manifest) and does no I/O, as
+dask-kubernetes builds its worker pods. Relay pods follow the restricted Pod Security
+Standard; the relay listens on 3478 (above 1024), so no capability is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import secrets
+from typing import Any, Final
+
+from parley_operator.pool import PoolExtras, PoolRef
+from parley_operator.spec import PoolSpec
+
+__all__ = [
+    "ANNOTATION_DELETION_COST", "ANNOTATION_DRAINING_SINCE", "ANNOTATION_ROTATE",
+    "ANNOTATION_ROTATED_AT", "HTTP_PORT", "LABEL_POOL", "LABEL_RELAY",
+    "build_relay_pod_spec", "build_relay_service_spec", "build_secret_spec",
+    "new_secret_value", "pool_labels", "pool_selector", "relay_name_prefix",
+    "secret_name", "secret_values",
+]
+
+LABEL_POOL: Final[str] = "parley.dev/pool"
+LABEL_RELAY: Final[str] = "parley.dev/relay"
+ANNOTATION_DRAINING_SINCE: Final[str] = "parley.dev/draining-since"
+ANNOTATION_ROTATED_AT: Final[str] = "parley.dev/rotated-at"
+ANNOTATION_ROTATE: Final[str] = "parley.dev/rotate-secret"
+ANNOTATION_DELETION_COST: Final[str] = "controller.kubernetes.io/pod-deletion-cost"
+HTTP_PORT: Final[int] = 9641
+UID: Final[int] = 10001
+SECRET_DIR: Final[str] = "/var/run/parley/turn"
+SECRET_FILE_KEY: Final[str] = "secret-file"  # current on line 1, previous on line 2
+TLS_DIR: Final[str] = "/var/run/parley/tls"
+# the relay drains on SIGTERM for this long; the operator deletes a pod only once it is
+# empty or past the pool's drain deadline, so this is short
+POD_DRAIN_SECONDS: Final[int] = 25
+GRACE_SECONDS: Final[int] = 30
+
+
+def pool_labels(pool: PoolRef) -> dict[str, str]:
+    """Labels on every object of the pool (and the selector the operator lists with)."""
+    return {
+        "app.kubernetes.io/name": "parley",
+        "app.kubernetes.io/component": "relay",
+        "app.kubernetes.io/managed-by": "parley-operator",
+        LABEL_POOL: pool.name[:63],
+    }
+
+
+def pool_selector(pool: PoolRef) -> str:
+    """The pool's relay-pod label selector as a string (`.status.selector`, for an HPA)."""
+    labels = pool_labels(pool)
+    keys = ("app.kubernetes.io/component", LABEL_POOL)
+    return ",".join(f"{k}={labels[k]}" for k in keys)
+
+
+def relay_name_prefix(pool: PoolRef) -> str:
+    """Relay ids are `<prefix><5 random>`: a DNS-1035 label and a NATS subject token."""
+    base = re.sub(r"[^a-z0-9-]", "-", pool.name.lower())
+    if not base[:1].isalpha():
+        base = f"relay-{base}"
+    return f"{base[:57].rstrip('-')}-"
+
+
+def secret_name(pool: PoolRef, extras: PoolExtras) -> str:
+    """The TURN Secret's name: `spec.secretName`, else `<pool>-turn`."""
+    return extras.secret_name or f"{pool.name[:248]}-turn"
+
+
+def _owner(pool: PoolRef) -> list[dict[str, Any]]:
+    if pool.uid is None:
+        return []
+    return [{
+        "apiVersion": pool.api_version, "kind": "RelayPool", "name": pool.name,
+        "uid": pool.uid, "controller": True, "blockOwnerDeletion": True,
+    }]
+
+
+def _meta(pool: PoolRef, name: str, **labels: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name, "namespace": pool.namespace, "labels": {**pool_labels(pool), **labels},
+    }
+    if owners := _owner(pool):
+        meta["ownerReferences"] = owners
+    return meta
+
+
+def _workers(spec: PoolSpec) -> int:
+    cpu = str(spec.resources.get("limits", {}).get("cpu", "") or "")
+    try:
+        cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    except ValueError:
+        return 1
+    return max(1, math.floor(cores))
+
+
+def _env(
+    spec: PoolSpec, *, relay_id: str, nats_url: str, public_host: str | None,
+    public_port: int | None,
+) -> list[dict[str, Any]]:
+    p = spec.ports
+    env: list[dict[str, Any]] = [
+        {"name": "PARLEY_RELAY_RELAY_ID", "value": relay_id},
+        {"name": "PARLEY_RELAY_LISTEN", "value": f"0.0.0.0:{p.listen}"},
+        {"name": "PARLEY_RELAY_RELAY_IP",
+         "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "PARLEY_RELAY_PORTS", "value": f"{p.relay_min}-{p.relay_max}"},
+        {"name": "PARLEY_RELAY_SECRET_FILE", "value": f"{SECRET_DIR}/secrets"},
+        {"name": "PARLEY_RELAY_NATS_URL", "value": nats_url},
+        {"name": "PARLEY_RELAY_HTTP_PORT", "value": str(HTTP_PORT)},
+        {"name": "PARLEY_RELAY_WORKERS", "value": str(_workers(spec))},
+        {"name": "PARLEY_RELAY_DRAIN_DEADLINE", "value": str(POD_DRAIN_SECONDS)},
+    ]
+    if public_host is not None:
+        env.append({"name": "PARLEY_RELAY_PUBLIC_HOST", "value": public_host})
+    else:  # NodePort / HostNetwork: the node's address
+        env.append({"name": "PARLEY_RELAY_PUBLIC_HOST",
+                    "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
+    if public_port is not None:
+        env.append({"name": "PARLEY_RELAY_PUBLIC_PORT", "value": str(public_port)})
+    if spec.allow_peers:
+        env.append({"name": "PARLEY_RELAY_ALLOW_PEER", "value": " ".join(spec.allow_peers)})
+    if p.tls is not None:
+        env += [
+            {"name": "PARLEY_RELAY_TLS_LISTEN", "value": f"0.0.0.0:{p.tls}"},
+            {"name": "PARLEY_RELAY_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
+            {"name": "PARLEY_RELAY_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
+        ]
+    return env
+
+
+def _turn_ports(spec: PoolSpec) -> list[tuple[str, str, int]]:
+    ports = [("turn-udp", "UDP", spec.ports.listen), ("turn-tcp", "TCP", spec.ports.listen)]
+    if spec.ports.tls is not None:
+        ports.append(("turn-tls", "TCP", spec.ports.tls))
+    return ports
+
+
+def build_relay_pod_spec(
+    pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str, secret: str,
+    nats_url: str, public_host: str | None = None, public_port: int | None = None,
+) -> dict[str, Any]:
+    """The Pod of one relay.
+
+    Args:
+        pool: the owning RelayPool.
+        spec, extras: its validated spec.
+        relay_id: the relay's id: pod name, Service name and NATS subject token.
+        secret: name of the TURN Secret (mounted; the relay rereads it on reload-secrets).
+        nats_url: where the relay heartbeats and takes control requests.
+        public_host: the address clients use (LoadBalancer ingress); None = the node's.
+        public_port: the port clients use when it is not the listening port (NodePort).
+
+    Returns:
+        A core/v1 Pod manifest (restricted Pod Security profile, owner reference to the pool).
+    """
+    host_network = spec.exposure.mode == "HostNetwork"
+    container_ports: list[dict[str, Any]] = []
+    for name, proto, port in _turn_ports(spec):
+        entry: dict[str, Any] = {"name": name, "containerPort": port, "protocol": proto}
+        if host_network:
+            entry["hostPort"] = port
+        container_ports.append(entry)
+    container_ports.append({"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"})
+    mounts: list[dict[str, Any]] = [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "turn-secret", "mountPath": SECRET_DIR, "readOnly": True},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "turn-secret", "secret": {
+            "secretName": secret, "defaultMode": 0o440,
+            "items": [{"key": SECRET_FILE_KEY, "path": "secrets"}],
+        }},
+    ]
+    if spec.ports.tls is not None and extras.tls_secret_name:
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes.append({"name": "tls", "secret": {
+            "secretName": extras.tls_secret_name, "defaultMode": 0o440}})
+    pod_labels = {LABEL_POOL: pool.name[:63]}
+    affinity_term = {
+        "labelSelector": {"matchLabels": pod_labels},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    affinity: dict[str, Any] = (
+        {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [affinity_term]}}
+        if host_network else
+        {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": affinity_term}]}}
+    )
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10,
+             "timeoutSeconds": 3, "failureThreshold": 3}
+    container: dict[str, Any] = {
+        "name": "relay",
+        "image": spec.image,
+        "imagePullPolicy": extras.image_pull_policy,
+        "command": ["parley", "relay"],
+        "env": _env(spec, relay_id=relay_id, nats_url=nats_url, public_host=public_host,
+                    public_port=public_port),
+        "ports": container_ports,
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"},
+                           "periodSeconds": 5},
+        "livenessProbe": probe,
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
+        "securityContext": {
+            "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    if spec.resources:
+        container["resources"] = {k: dict(v) for k, v in spec.resources.items()}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Always",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": GRACE_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "affinity": affinity,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if host_network:
+        pod_spec["hostNetwork"] = True
+        pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    if extras.node_selector:
+        pod_spec["nodeSelector"] = dict(extras.node_selector)
+    if extras.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in extras.tolerations]
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": _meta(pool, relay_id, **{LABEL_RELAY: relay_id}),
+        "spec": pod_spec,
+    }
+
+
+def build_relay_service_spec(
+    pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str
+) -> dict[str, Any] | None:
+    """The Service that gives one relay its public address; None in HostNetwork mode.
+
+    `externalTrafficPolicy: Local` keeps the clients' source addresses (the relay's
+    per-IP limits and XOR-MAPPED-ADDRESS need them); `publishNotReadyAddresses` keeps a
+    draining relay (whose /readyz fails on purpose) reachable for the calls it still has.
+    """
+    if spec.exposure.mode == "HostNetwork":
+        return None
+    meta = _meta(pool, relay_id, **{LABEL_RELAY: relay_id})
+    if extras.service_annotations:
+        meta["annotations"] = dict(extras.service_annotations)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": spec.exposure.mode,
+            "selector": {LABEL_POOL: pool.name[:63], LABEL_RELAY: relay_id},
+            "externalTrafficPolicy": "Local",
+            "publishNotReadyAddresses": True,
+            "ports": [
+                {"name": name, "protocol": proto, "port": port, "targetPort": port}
+                for name, proto, port in _turn_ports(spec)
+            ],
+        },
+    }
+
+
+def new_secret_value() -> str:
+    """A fresh TURN REST shared secret (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def build_secret_spec(
+    pool: PoolRef, *, name: str, current: str, previous: str, rotated_at: str
+) -> dict[str, Any]:
+    """The TURN Secret: `current` and `previous` (rooms reads `current`), and the relay's
+    secrets file (`secret-file`: current on line 1, previous on line 2)."""
+    meta = _meta(pool, name)
+    meta["annotations"] = {ANNOTATION_ROTATED_AT: rotated_at}
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": meta,
+        "data": {
+            "current": _b64(current),
+            "previous": _b64(previous),
+            SECRET_FILE_KEY: _b64(f"{current}\n{previous}\n"),
+        },
+    }
+
+
+def secret_values(secret: dict[str, Any]) -> tuple[str, str]:
+    """(current, previous) read back from a Secret (`data`, or `stringData` if a fake kept it)."""
+    data = secret.get("data") or {}
+    plain = secret.get("stringData") or {}
+
+    def one(key: str) -> str:
+        if key in data and data[key] is not None:
+            return base64.b64decode(data[key]).decode()
+        return str(plain.get(key) or "")
+
+    return one("current"), one("previous")

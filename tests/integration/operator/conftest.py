@@ -1,0 +1,206 @@
+"""Fixtures for the operator tests: a Kubernetes API (a fake, or a real cluster), fake relays
+on the session's real NATS, and the operator itself running in-process with kopf.
+
+Only the `api` fixture differs between the two variants: `fake` is kmock's in-memory
+Kubernetes API emulator; `cluster` (marked `k8s`) is whatever `KUBECONFIG` points at, with
+the RelayPool CRD installed, and is skipped when `KUBECONFIG` is not set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kmock
+import pytest
+
+from parley_operator.handlers import Options, run_operator
+from parley_operator.kube import Kube
+from services.common.bus import Envelope, NatsBus
+from services.common.infra import NatsServer
+from services.common.messages import RelayControl, RelayHeartbeat
+from services.common.subjects import relay_heartbeat
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "k8s: needs a real cluster (KUBECONFIG)")
+
+
+@dataclass
+class Api:
+    """A Kubernetes API the operator runs against, and a client for the test's own calls."""
+
+    kube: Kube
+    namespace: str
+    server: str | None  # None: the operator logs in like kubectl (KUBECONFIG)
+    fake: bool
+
+    async def assign_load_balancer(self, service: str, ip: str) -> None:
+        """Play the cloud's load-balancer controller: give a Service its ingress address."""
+        await self.kube.patch("Service", service, {"status": {"loadBalancer": {
+            "ingress": [{"ip": ip}]}}}, namespace=self.namespace, status=True)
+
+
+def _declare_resources(kmock: Any) -> None:
+    from kmock import ResourceInfo
+
+    kmock.resources["parley.dev/v1alpha1/relaypools"] = ResourceInfo(
+        kind="RelayPool", singular="relaypool", namespaced=True,
+        subresources={"status", "scale"},
+        verbs={"get", "list", "watch", "create", "patch", "update", "delete"})
+    for plural, kind in (("pods", "Pod"), ("services", "Service"), ("secrets", "Secret"),
+                         ("events", "Event")):
+        kmock.resources[f"v1/{plural}"] = ResourceInfo(kind=kind, namespaced=True)
+    # kopf waits for the namespaces resource to be discoverable (a real API always has it)
+    kmock.resources["v1/namespaces"] = ResourceInfo(kind="Namespace", namespaced=False,
+                                                    verbs={"list", "watch", "get"})
+
+
+@pytest.fixture(params=["fake", pytest.param("cluster", marks=pytest.mark.k8s)])
+async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """The Kubernetes API under the operator: the in-memory fake, or a real cluster."""
+    if request.param == "fake":
+        async with kmock.KubernetesEmulator() as fake, kmock.Server(fake):
+            _declare_resources(fake)
+            url = str(fake.url).rstrip("/")
+            api = Api(kube=Kube.from_url(url), namespace="default", server=url, fake=True)
+            yield api
+            await api.kube.close()
+        return
+    else:
+        if not os.environ.get("KUBECONFIG"):
+            pytest.skip("KUBECONFIG is not set: no real cluster")
+        api = Api(kube=Kube.from_environment(),
+                  namespace=os.environ.get("PARLEY_TEST_NAMESPACE", "default"),
+                  server=None, fake=False)
+    yield api
+    await api.kube.close()
+
+
+class Clock:
+    """The operator's wall clock, which a test may move forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class FakeRelays:
+    """Relays as NATS sees them: heartbeats out, control requests in (drain is obeyed)."""
+
+    bus: NatsBus
+    load: dict[str, int] = field(default_factory=dict)
+    draining: set[str] = field(default_factory=set)
+    controls: list[tuple[str, RelayControl]] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async def on_control(env: Envelope) -> None:
+            relay_id = env.subject.rsplit(".", 1)[-1]
+            request = RelayControl.model_validate_json(env.data)
+            self.controls.append((relay_id, request))
+            if request.action == "drain":
+                self.draining.add(relay_id)
+
+        await self.bus.subscribe("parley.relay.control.*", on_control)
+        self._task = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            for relay_id, allocations in list(self.load.items()):
+                hb = RelayHeartbeat(
+                    relay_id=relay_id, public_host="198.51.100.7", allocations=allocations,
+                    draining=relay_id in self.draining, sent_at=time.time())
+                await self.bus.publish(relay_heartbeat(relay_id), hb.model_dump_json().encode())
+            await asyncio.sleep(0.2)
+
+    def asked(self, relay_id: str, action: str) -> bool:
+        return any(r == relay_id and c.action == action for r, c in self.controls)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@pytest.fixture
+async def relays(nats_server: NatsServer) -> AsyncIterator[FakeRelays]:
+    """Fake relays on the session's real NATS."""
+    bus = await NatsBus.connect(nats_server.url, name="fake-relays")
+    fake = FakeRelays(bus)
+    await fake.start()
+    yield fake
+    await fake.stop()
+    await bus.close()
+
+
+@dataclass
+class Running:
+    """The operator running in this event loop."""
+
+    clock: Clock
+    probes: list[str]
+    probe_ok: dict[str, bool]
+
+
+@pytest.fixture
+async def operator(api: Api, nats_server: NatsServer) -> AsyncIterator[Running]:
+    """The operator (kopf, in-process) against `api`, with a fake WebRTC probe."""
+    running = Running(clock=Clock(), probes=[], probe_ok={})
+
+    async def probe(address: str, secret: str) -> tuple[bool, str]:
+        assert secret, "the probe gets the current TURN secret"
+        running.probes.append(address)
+        ok = running.probe_ok.get(address, True)
+        return ok, "ok: setup 40 ms" if ok else "ICE failed"
+
+    opts = Options(nats_url=nats_server.url, server=api.server, reconcile_seconds=0.5,
+                   probe_tick_seconds=0.5, heartbeat_ttl=3.0)
+    # its own thread and event loop, as in production (and as kopf.testing.KopfRunner does):
+    # on stopping, kopf cancels every task it did not start in its loop
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=asyncio.run, name="operator", daemon=True, args=(
+        run_operator(opts, namespaces=[api.namespace], stop_flag=stop, ready_flag=ready,
+                     probe=probe, clock=running.clock),))
+    thread.start()
+    assert await asyncio.to_thread(ready.wait, 20), "the operator did not start"
+    yield running
+    stop.set()
+    await asyncio.to_thread(thread.join, 20)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0) -> Any:
+    """Poll `check` until it returns something truthy (assertion errors retried)."""
+    deadline = asyncio.get_running_loop().time() + within
+    last: BaseException | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            value = await check()
+            if value:
+                return value
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not reached within {within}s: {last}")
+
+
+def pool_manifest(api: Api, spec: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
+    """A RelayPool with a unique name."""
+    meta: dict[str, Any] = {"name": name or f"relays-{secrets.token_hex(3)}",
+                            "namespace": api.namespace}
+    if api.fake:  # the fake keeps what it is given: kopf's JSON patches test resourceVersion
+        meta["resourceVersion"] = "1"
+    return {"apiVersion": "parley.dev/v1alpha1", "kind": "RelayPool", "metadata": meta,
+            "spec": {"image": "parley:test", **spec}}
