@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -91,6 +92,7 @@ class DevStack:
     relay: bool = True
     force_relay: bool = False
     children: list[Child] = field(default_factory=list)
+    metrics_key: str | None = None
     _stop: bool = False
 
     def _env(
@@ -164,7 +166,24 @@ class DevStack:
             children.append(Child(
                 "logpurge", [*py, "logpurge", "--host", self.host, "--port", str(p)],
                 base, f"http://{self.host}:{p}/healthz"))
+        metrics_url = None
+        if _has("services.metrics.app"):
+            p = free_port(self.host)
+            menv = dict(base)
+            if not menv.get("PARLEY_METRICS_API_KEYS"):
+                self.metrics_key = secrets.token_urlsafe(32)
+                menv["PARLEY_METRICS_API_KEYS"] = self.metrics_key
+            menv.setdefault("PARLEY_METRICS_ALLOWED_ORIGINS",
+                            f"http://localhost:{self.port},http://127.0.0.1:{self.port}")
+            menv.setdefault("PARLEY_METRICS_PERIOD", "day")
+            menv.setdefault("PARLEY_METRICS_INCLUDE_CURRENT_PERIOD", "true")  # /stats shows today
+            children.append(Child(
+                "metrics", [*py, "metrics", "--host", self.host, "--port", str(p)],
+                menv, f"http://{self.host}:{p}/readyz"))
+            metrics_url = f"http://localhost:{p}"
         rooms_env = dict(base)
+        if metrics_url:
+            rooms_env["PARLEY_METRICS_URL"] = metrics_url
         if signaling_urls:
             rooms_env["PARLEY_SIGNALING_URL"] = ",".join(signaling_urls)
         children.insert(
@@ -196,6 +215,22 @@ class DevStack:
         if not self._stop:
             raise DevStackError(f"{child.name} was not ready within {READY_TIMEOUT:.0f}s")
 
+    def _wait_relay_registered(self) -> None:
+        """Wait until rooms has heard the relay's heartbeat, so the first join gets TURN."""
+        url = f"http://{self.host}:{self.port}/readyz"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not self._stop:
+            with (
+                contextlib.suppress(Exception),
+                urllib.request.urlopen(url, timeout=1) as r,
+            ):
+                if json.load(r).get("relays", 0) > 0:
+                    return
+            time.sleep(0.1)
+        if not self._stop:
+            raise DevStackError("rooms heard no relay heartbeat within "
+                                f"{READY_TIMEOUT:.0f}s (is NATS reachable from the relay?)")
+
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = True
 
@@ -220,9 +255,13 @@ class DevStack:
                 child.start()
             for child in self.children:
                 self._wait_ready(child)
+            if any(c.name == "relay" for c in self.children):
+                self._wait_relay_registered()
             if not self._stop:
                 names = ", ".join(c.name for c in self.children)
                 print(f"  nats {nats.url}  redis {redis.url}", flush=True)
+                if self.metrics_key:
+                    print(f"  metrics API key (made for this run): {self.metrics_key}", flush=True)
                 print(
                     f"Parley is running at http://localhost:{self.port}  ({names}; Ctrl-C stops)",
                     flush=True,

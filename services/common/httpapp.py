@@ -93,3 +93,19 @@ async def _reject(send: Send, status: int, body: bytes) -> None:
 def add_private_middleware(app: Any, *, service: str, max_body: int = DEFAULT_MAX_BODY) -> None:
     """Install `PrivateAccessLog` on a FastAPI/Starlette app."""
     app.add_middleware(PrivateAccessLog, service=service, max_body=max_body)
+
+
+def quiet_fastapi() -> dict[str, Any]:
+    """FastAPI keyword arguments that switch off its own telemetry where it has any.
+
+    FastAPI ≥ 0.16x records request spans with the raw path (which holds room names) by
+    default; `PrivateAccessLog` makes the one span per request, named by route template.
+    """
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False,
+                              "operation_spans": False}}
+    return {}

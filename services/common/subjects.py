@@ -16,6 +16,7 @@ RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
 DIAG_STREAM: Final[str] = "PARLEY_DIAG"
 DIAG_ALL: Final[str] = f"{PREFIX}.diag.>"
 AUDIT_ALL: Final[str] = f"{PREFIX}.audit.>"
+BEACON_STREAM: Final[str] = "PARLEY_BEACONS"
 
 
 def _token(value: str) -> str:
@@ -61,3 +62,8 @@ def diag_filter(*, day: str = "*", ip_key: str = "*", room_key: str = "*") -> st
 def audit(kind: str) -> str:
     """Audit events (counts only) published by logpurge and erasure."""
     return f"{PREFIX}.audit.{_token(kind)}"
+
+
+def beacons() -> str:
+    """Raw anonymous usage beacons (JetStream stream PARLEY_BEACONS, max age 48 h)."""
+    return f"{PREFIX}.metrics.beacon"

@@ -6,7 +6,7 @@ import logging
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,12 @@ def setup_tracing(service: str, exporter: str = "none") -> trace.Tracer:
     """Install a tracer provider for `service`; `exporter` is none, console or otlp."""
     global _configured
     if not _configured:
-        provider = TracerProvider(resource=Resource.create({"service.name": f"parley-{service}"}))
+        # with no exporter nothing is recorded (ALWAYS_OFF), yet trace context still
+        # propagates through NATS headers from callers that do sample
+        sampler = sampling.ALWAYS_OFF if exporter == "none" else sampling.ParentBased(
+            sampling.ALWAYS_ON)
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": f"parley-{service}"}), sampler=sampler)
         if exporter == "console":
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         elif exporter == "otlp":

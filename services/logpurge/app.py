@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.common import subjects
 from services.common.bus import Envelope, NatsBus
 from services.common.diaglog import DiagLog
-from services.common.httpapp import add_private_middleware
+from services.common.httpapp import add_private_middleware, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import metrics_router
 from services.common.roomnames import RoomNameError, normalize
@@ -109,7 +109,8 @@ def create_app(settings: LogpurgeSettings | None = None) -> FastAPI:
             stop.set()
             await task
 
-    app = FastAPI(title="Parley logpurge", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Parley logpurge", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  **quiet_fastapi())
     add_private_middleware(app, service="logpurge")
     app.include_router(metrics_router())
 

@@ -15,7 +15,7 @@ from services.common import redisclient
 from services.common.bus import NatsBus
 from services.common.credentials import SecretSource
 from services.common.diaglog import DiagLog
-from services.common.httpapp import add_private_middleware
+from services.common.httpapp import add_private_middleware, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import metrics_router
 from services.common.ratelimit import RateLimiter
@@ -82,7 +82,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             log.info("rooms shutting down")
 
     app = FastAPI(title="Parley rooms", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None)
+                  openapi_url="/api/openapi.json", redoc_url=None, **quiet_fastapi())
     add_private_middleware(app, service="rooms")
     app.include_router(metrics_router())
     app.include_router(api_router)

@@ -115,13 +115,21 @@ def _rate_limit(request: Request, ip: str) -> None:
 _round_robin = itertools.count()
 
 
-def _signaling_url(request: Request) -> str:
+def _signaling_url(request: Request, *, advance: bool = True) -> str:
+    """The signalling URL to hand out; several configured are dealt round-robin per join."""
     configured: str = _ctx(request).settings.signaling_url
     if configured:
         urls = [u.strip() for u in configured.split(",") if u.strip()]
-        return urls[next(_round_robin) % len(urls)]
+        return urls[next(_round_robin) % len(urls)] if advance else urls[0]
     scheme = "wss" if request.url.scheme == "https" else "ws"
     return f"{scheme}://{request.url.netloc}/ws"
+
+
+def _metrics_url(request: Request) -> str | None:
+    configured: str | None = _ctx(request).settings.metrics_url
+    if configured == "self":
+        return f"{request.url.scheme}://{request.url.netloc}"
+    return configured or None
 
 
 api_router = APIRouter()
@@ -141,15 +149,18 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception:
         checks["redis"] = False
     ok = all(checks.values())
-    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+    relays = len(ctx.relays.live(now=time.time()))
+    return JSONResponse({"ready": ok, **checks, "relays": relays},
+                        status_code=200 if ok else 503)
 
 
 @api_router.get("/config.json")
 async def config(request: Request) -> dict[str, Any]:
     s = _ctx(request).settings
     return {
-        "signaling_url": _signaling_url(request),
-        "metrics_url": s.metrics_url,
+        "signaling_url": _signaling_url(request, advance=False),
+        "metrics_url": _metrics_url(request),
+        "retention_days": s.retention_days,
         "force_relay": s.force_relay,
         "capacity": s.room_capacity,
         "version": "0.1.0",

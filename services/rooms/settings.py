@@ -41,7 +41,13 @@ class RoomsSettings(ParleySettings):
             "comma-separated, are handed out round-robin (the dev stack's replicas)."
         ),
     )
-    metrics_url: str | None = Field(default=None, description="Metrics service URL, if any.")
+    metrics_url: str | None = Field(
+        default=None,
+        description=(
+            "Metrics service URL given to browsers; `self` means this page's own origin (an "
+            "Ingress routes the metrics paths); unset means no usage statistics at all."
+        ),
+    )
     stun_urls: list[str] = Field(
         default_factory=list,
         description="STUN URLs handed out when no relay is live (none by default: privacy).",

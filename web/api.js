@@ -1,0 +1,64 @@
+// Rooms API: the few same-origin HTTP calls the client makes (config, create, join, lock, leave).
+
+/** An HTTP answer other than success, with the status and the server's `detail`. */
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.detail = detail || "";
+  }
+}
+
+async function request(method, path, body, { keepalive = false } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      keepalive,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (err) {
+    throw new ApiError(0, "The server cannot be reached. Check your connection.");
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    let detail = data && data.detail;
+    if (Array.isArray(detail)) detail = detail.map((d) => d.msg || String(d)).join("; ");
+    throw new ApiError(response.status, typeof detail === "string" ? detail : "");
+  }
+  return data;
+}
+
+const roomPath = (name) => `/api/rooms/${encodeURIComponent(name)}`;
+
+/** GET /config.json: signalling URL, force_relay, capacity, metrics_url, version. */
+export const getConfig = () => request("GET", "/config.json");
+
+/** POST /api/rooms: a fresh random room `{name, url}`. */
+export const createRoom = () => request("POST", "/api/rooms");
+
+/** POST /api/rooms/{name}/join: peer id, join token, ICE servers, room info, owner key. */
+export const joinRoom = (name, password = null) =>
+  request("POST", `${roomPath(name)}/join`, { password });
+
+/** POST /api/rooms/{name}/lock (owner only). */
+export const lockRoom = (name, ownerKey, password) =>
+  request("POST", `${roomPath(name)}/lock`, { owner_key: ownerKey, password });
+
+/** POST /api/rooms/{name}/unlock (owner only). */
+export const unlockRoom = (name, ownerKey) =>
+  request("POST", `${roomPath(name)}/unlock`, { owner_key: ownerKey });
+
+/** POST /api/rooms/{name}/leave; `keepalive` so it still goes out while the page unloads. */
+export const leaveRoom = (name, token) =>
+  request("POST", `${roomPath(name)}/leave`, { token }, { keepalive: true });

@@ -1,0 +1,291 @@
+// A call: joins through the rooms API, keeps the signalling socket, one PeerLink per remote
+// participant (full mesh), their media state, and chat. The UI only listens and asks.
+
+import * as api from "./api.js";
+import { Emitter } from "./events.js";
+import { PeerLink } from "./peer.js";
+import { SignalingClient, SignalingError } from "./signaling.js";
+import { iceTransportPolicy } from "./settings.js";
+
+const CHAT_MAX = 2000;
+// Close codes after which the way back is a new ticket from rooms (docs/signaling.md):
+// token refused, resume grace over, or no longer a member of the room.
+const REJOIN_CLOSE = new Set([4401, 4403, 4404, 4409]);
+// What the server assumes of a peer that has not said otherwise (docs/signaling.md).
+const DEFAULT_MEDIA = Object.freeze({ audio: true, video: true, screen: false });
+
+/**
+ * The owner key of `room` for this tab: rooms gives it only to the first peer, so keep it
+ * (sessionStorage: this tab only, gone when it closes) to stay the owner across a reload.
+ */
+function rememberOwnerKey(room, ownerKey) {
+  const key = `parley.owner.${room}`;
+  try {
+    if (ownerKey) sessionStorage.setItem(key, ownerKey);
+    return ownerKey || sessionStorage.getItem(key);
+  } catch {
+    return ownerKey;
+  }
+}
+
+/**
+ * Events for the UI:
+ *  "joined" ({peerId, room, owner}), "peer-added" ({id}), "peer-removed" ({id, reason}),
+ *  "peer-media" ({id, media}), "peer-stream" ({id, stream}), "peer-state" ({id, state}),
+ *  "chat" ({from, text, at, mine}), "signaling" (state), "ended" ({reason, message}),
+ *  "notice" (text).
+ */
+export class Call extends Emitter {
+  /**
+   * @param {object} o
+   * @param {string} o.room       room name from the URL
+   * @param {object} o.config     GET /config.json
+   * @param {import("./localmedia.js").LocalMedia} o.media
+   */
+  constructor({ room, config, media }) {
+    super();
+    this.room = room;
+    this.config = config || {};
+    this.media = media;
+    this.peers = new Map(); // id -> {link: PeerLink, media}
+    this.info = null; // the join answer
+    this.peerId = null;
+    this.signaling = null;
+    this.password = null;
+    this.locked = false;
+    this.ended = false;
+    this._unsubscribe = [];
+    this._offMedia = media.on("change", (tracks) => this._onLocalChange(tracks));
+  }
+
+  get isOwner() {
+    return Boolean(this.info && this.info.owner_key);
+  }
+
+  get rtcConfig() {
+    return {
+      iceServers: (this.info && this.info.ice_servers) || [],
+      iceTransportPolicy: iceTransportPolicy({
+        forceRelay: Boolean(this.config.force_relay),
+        joinPolicy: this.info && this.info.ice_transport_policy,
+      }),
+      bundlePolicy: "max-bundle",
+    };
+  }
+
+  /**
+   * Get a ticket from rooms, then open the signalling socket. Throws api.ApiError (403
+   * locked, 409 full, 422 bad name, 429) or SignalingError.
+   */
+  async join(password = null) {
+    const info = await api.joinRoom(this.room, password);
+    this.password = password;
+    this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
+    this.locked = Boolean(info.room && info.room.locked);
+    for (const w of info.warnings || []) this.emit("notice", w);
+    try {
+      await this._connect(info);
+    } catch (err) {
+      api.leaveRoom(this.room, info.token).catch(() => {});
+      throw err;
+    }
+    this._onUnload = () => this.leave({ unloading: true });
+    window.addEventListener("pagehide", this._onUnload);
+  }
+
+  /** Live RTCPeerConnections by remote peer id (test hook, see window.parley). */
+  connections() {
+    const out = {};
+    for (const [id, { link }] of this.peers) out[id] = link.pc;
+    return out;
+  }
+
+  /** Send a chat message to everyone in the room (never stored by the server). */
+  sendChat(text) {
+    const clean = String(text).trim().slice(0, CHAT_MAX);
+    if (!clean || !this.signaling) return false;
+    this.signaling.send({ type: "chat", text: clean });
+    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true });
+    return true;
+  }
+
+  /** Lock the room with `password` (owner only). */
+  async lock(password) {
+    await api.lockRoom(this.room, this.info.owner_key, password);
+    this.locked = true;
+    this.password = password;
+  }
+
+  /** Unlock the room (owner only). */
+  async unlock() {
+    await api.unlockRoom(this.room, this.info.owner_key);
+    this.locked = false;
+  }
+
+  /** Forget a call that failed to join, without touching the devices (pre-join keeps them). */
+  detach() {
+    for (const off of this._unsubscribe.splice(0)) off();
+    this._offMedia();
+    this.ended = true;
+  }
+
+  /** Leave: tell the server, close every connection, stop the devices. */
+  leave({ unloading = false } = {}) {
+    if (this.ended) return;
+    if (this.signaling) this.signaling.leave();
+    if (this.info) api.leaveRoom(this.room, this.info.token).catch(() => {});
+    this._end("left", unloading ? "" : "You left the call.");
+  }
+
+  // --- signalling ------------------------------------------------------------------------
+
+  async _connect(info) {
+    const sig = new SignalingClient({
+      url: info.signaling_url,
+      room: this.room,
+      token: info.token,
+      media: () => this.media.state,
+    });
+    this.signaling = sig;
+    const on = (type, fn) => this._unsubscribe.push(sig.on(type, fn));
+    on("welcome", (w) => this._onWelcome(w));
+    on("peer-joined", ({ peer_id, media }) =>
+      this._addPeer(peer_id, { ...DEFAULT_MEDIA, ...(media || {}) }));
+    on("peer-left", ({ peer_id, reason }) => this._removePeer(peer_id, reason || "left"));
+    on("signal", ({ from, data }) => this._onSignal(from, data));
+    on("media-state", (m) => this._onMediaState(m));
+    on("chat", ({ from, text, at }) => {
+      if (from === this.peerId) return; // our own echo, already shown
+      this.emit("chat", { from, text, at, mine: false });
+    });
+    on("error", (e) => console.warn("parley: signalling error", e));
+    on("state", (state) => this.emit("signaling", state));
+    on("closed", (err) => this._onSignalingClosed(err));
+    await sig.connect();
+  }
+
+  _onWelcome(welcome) {
+    const fresh = !welcome.resumed || welcome.peer_id !== this.peerId;
+    if (fresh && this.peerId !== null) {
+      // We came back as a new participant: the others have dropped our old connections.
+      for (const id of [...this.peers.keys()]) this._removePeer(id, "reset");
+    }
+    this.peerId = welcome.peer_id;
+    const present = new Set();
+    for (const p of welcome.peers || []) {
+      present.add(p.peer_id);
+      const media = { ...DEFAULT_MEDIA, ...(p.media || {}) };
+      if (this.peers.has(p.peer_id)) this._setPeerMedia(p.peer_id, media);
+      else this._addPeer(p.peer_id, media, { initiator: true });
+    }
+    for (const id of [...this.peers.keys()]) {
+      if (!present.has(id)) this._removePeer(id, "left"); // left while we were away
+    }
+    if (!fresh) {
+      // Signals may have been lost while the socket was down: heal what is not connected.
+      for (const { link } of this.peers.values()) {
+        if (link.state !== "connected") link.restartIce();
+      }
+    }
+    this.signaling.send({ type: "media-state", ...this.media.state });
+    this.emit("joined", { peerId: this.peerId, room: this.room, owner: this.isOwner });
+  }
+
+  async _onSignalingClosed(err) {
+    if (this.ended) return;
+    if (err instanceof SignalingError && REJOIN_CLOSE.has(err.code) && this.info) {
+      // Away past the grace period (or our ticket is no longer accepted): get a new
+      // ticket from rooms and join afresh, as a new participant.
+      this.emit("signaling", "reconnecting");
+      try {
+        for (const off of this._unsubscribe.splice(0)) off();
+        const info = await api.joinRoom(this.room, this.password);
+        this.info = { ...info, owner_key: this.info.owner_key || info.owner_key };
+        await this._connect(this.info);
+        return;
+      } catch (rejoinErr) {
+        err = rejoinErr;
+      }
+    }
+    this._end("error", err.message || "The connection to the server was lost.");
+  }
+
+  _onSignal(from, data) {
+    if (!data || typeof data !== "object") return;
+    let peer = this.peers.get(from);
+    // A signal can overtake peer-joined when the two come through different replicas.
+    if (!peer) peer = this._addPeer(from, DEFAULT_MEDIA);
+    peer.link.handleSignal(data);
+  }
+
+  _onMediaState({ from, audio, video, screen }) {
+    if (from === this.peerId) return;
+    if (!this.peers.has(from)) return;
+    this._setPeerMedia(from, { audio: Boolean(audio), video: Boolean(video), screen: Boolean(screen) });
+  }
+
+  // --- peers -----------------------------------------------------------------------------
+
+  _addPeer(id, media, { initiator = false } = {}) {
+    if (!id || id === this.peerId) return null;
+    const existing = this.peers.get(id);
+    if (existing) {
+      // Peer ids are never reused; a signal merely overtook the peer-joined.
+      this._setPeerMedia(id, media);
+      return existing;
+    }
+    const link = new PeerLink({
+      localId: this.peerId,
+      remoteId: id,
+      config: this.rtcConfig,
+      sendSignal: (data) => this.signaling && this.signaling.send({ type: "signal", to: id, data }),
+      tracks: { audio: this.media.audioTrack, video: this.media.videoTrack },
+      initiator,
+    });
+    const peer = { link, media: { ...media } };
+    this.peers.set(id, peer);
+    this.emit("peer-added", { id, media: peer.media });
+    link.on("track", (stream) => this.emit("peer-stream", { id, stream }));
+    link.on("state", (state) => this.emit("peer-state", { id, state }));
+    this.emit("peer-state", { id, state: link.state });
+    return peer;
+  }
+
+  _removePeer(id, reason) {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.peers.delete(id);
+    peer.link.close();
+    this.emit("peer-removed", { id, reason });
+  }
+
+  _setPeerMedia(id, media) {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    peer.media = media;
+    this.emit("peer-media", { id, media });
+  }
+
+  _onLocalChange({ audio, video }) {
+    if (this.ended) return;
+    for (const { link } of this.peers.values()) {
+      link.setTrack("audio", audio).catch((e) => console.warn("parley: audio track", e));
+      link.setTrack("video", video).catch((e) => console.warn("parley: video track", e));
+    }
+    if (this.signaling && this.peerId) {
+      this.signaling.send({ type: "media-state", ...this.media.state });
+    }
+  }
+
+  _end(reason, message) {
+    if (this.ended) return;
+    this.ended = true;
+    if (this._onUnload) window.removeEventListener("pagehide", this._onUnload);
+    for (const off of this._unsubscribe.splice(0)) off();
+    this._offMedia();
+    if (this.signaling) this.signaling.close();
+    for (const id of [...this.peers.keys()]) this._removePeer(id, "left");
+    this.media.stop();
+    this.emit("ended", { reason, message });
+  }
+}

@@ -1,0 +1,180 @@
+// The call view: the grid of tiles, the control buttons, chat, lock, copy link, leave.
+
+import { canShareScreen, problemText } from "../media.js";
+import { settings } from "../settings.js";
+import { ChatPanel } from "./chat.js";
+import { $, setButton, showView, toast } from "./dom.js";
+import { Grid } from "./grid.js";
+import { askToLock } from "./lockdialog.js";
+import { renderMediaButtons } from "./prejoin.js";
+import { Tile } from "./tile.js";
+
+const DEVICE_NAMES = { audio: "microphone", video: "camera", screen: "screen" };
+
+/** Copy `text` to the clipboard; falls back to a selection copy on plain-http pages. */
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "sr-only";
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch { ok = false; }
+    area.remove();
+    return ok;
+  }
+}
+
+/** Show the call view for a joined `call`. */
+export function showCall(call) {
+  showView("call");
+  const { media, room } = call;
+  const grid = new Grid($("grid"));
+  const self = new Tile({ id: "self", self: true });
+  grid.add(self);
+
+  const micBtn = $("btn-mic");
+  const camBtn = $("btn-cam");
+  const screenBtn = $("btn-screen");
+  const copyBtn = $("btn-copy");
+  const lockBtn = $("btn-lock");
+  const leaveBtn = $("btn-leave");
+  const sigStatus = $("sig-status");
+  const roomLabel = $("room-label");
+  const chat = new ChatPanel({ send: (text) => call.sendChat(text), toggleButton: $("btn-chat") });
+
+  roomLabel.hidden = false;
+  const updateTitle = () => {
+    const n = call.peers.size + 1;
+    roomLabel.textContent = `${room} · ${n} in call`;
+    document.title = `(${n}) ${room} · Parley`;
+  };
+  updateTitle();
+
+  // --- my media -------------------------------------------------------------------------
+  const renderSelf = () => {
+    renderMediaButtons(media, micBtn, camBtn);
+    const sharing = media.sharing;
+    setButton(screenBtn, {
+      label: sharing ? "Stop sharing" : "Share screen",
+      iconName: sharing ? "screen-off" : "screen",
+    });
+    screenBtn.classList.toggle("on", sharing);
+    const track = media.videoTrack;
+    const shown = self.video.srcObject && self.video.srcObject.getVideoTracks()[0];
+    if (track && shown !== track) self.setStream(new MediaStream([track]));
+    if (!track) self.video.srcObject = null;
+    self.setMedia({ audio: media.state.audio, video: Boolean(track), screen: sharing });
+  };
+  const offChange = media.on("change", renderSelf);
+  const offProblem = media.on("problem", ({ kind, reason }) =>
+    toast(problemText(DEVICE_NAMES[kind] || kind, reason), { kind: "error", ms: 6000 }));
+  renderSelf();
+  screenBtn.hidden = !canShareScreen();
+
+  micBtn.addEventListener("click", async () => {
+    await media.setMic(!(media.micOn && media.audioTrack));
+    settings.micOn = media.micOn;
+  });
+  camBtn.addEventListener("click", async () => {
+    await media.setCamera(!media.cameraOn);
+    settings.cameraOn = media.cameraOn;
+  });
+  screenBtn.addEventListener("click", () => (media.sharing ? media.stopScreen() : media.startScreen()));
+
+  copyBtn.addEventListener("click", async () => {
+    const link = `${location.origin}/${encodeURIComponent(room)}`;
+    const ok = await copyText(link);
+    toast(ok ? "Link copied. Send it to the people you want to talk to." : `Copy this link: ${link}`, { ms: ok ? 3500 : 10000 });
+  });
+
+  // --- lock (owner only) -----------------------------------------------------------------
+  const renderLock = () => {
+    lockBtn.hidden = !call.isOwner;
+    setButton(lockBtn, {
+      label: call.locked ? "Unlock room" : "Lock room",
+      iconName: call.locked ? "unlock" : "lock",
+    });
+    lockBtn.classList.toggle("on", call.locked);
+  };
+  renderLock();
+  lockBtn.addEventListener("click", async () => {
+    if (call.locked) {
+      try {
+        await call.unlock();
+        toast("Room unlocked: anyone with the link can join.");
+      } catch (err) {
+        toast(`Could not unlock the room: ${err.message}`, { kind: "error" });
+      }
+    } else if (await askToLock((password) => call.lock(password))) {
+      toast("Room locked: newcomers need the password.");
+    }
+    renderLock();
+    lockBtn.focus();
+  });
+
+  // --- remote participants ---------------------------------------------------------------
+  const tileFor = (id) => {
+    let tile = grid.get(id);
+    if (!tile) {
+      tile = new Tile({ id });
+      grid.add(tile);
+      updateTitle();
+    }
+    return tile;
+  };
+  const offs = [
+    offChange,
+    offProblem,
+    call.on("peer-added", ({ id, media: m }) => {
+      const tile = tileFor(id);
+      tile.setMedia(m);
+      toast(`${tile.name} joined.`, { ms: 2500 });
+    }),
+    call.on("peer-removed", ({ id, reason }) => {
+      const tile = grid.get(id);
+      if (!tile) return;
+      grid.remove(id);
+      updateTitle();
+      if (reason !== "reset") toast(`${tile.name} left${reason === "timeout" ? " (connection lost)" : ""}.`, { ms: 2500 });
+    }),
+    call.on("peer-media", ({ id, media: m }) => tileFor(id).setMedia(m)),
+    call.on("peer-stream", ({ id, stream }) => tileFor(id).setStream(stream)),
+    call.on("peer-state", ({ id, state }) => grid.get(id)?.setState(state)),
+    call.on("chat", (message) => chat.add(message)),
+    call.on("notice", (text) => toast(text, { ms: 6000 })),
+    call.on("signaling", (state) => {
+      sigStatus.hidden = state !== "reconnecting";
+      sigStatus.textContent = state === "reconnecting" ? "Reconnecting to the server…" : "";
+    }),
+  ];
+  // Peers listed in the welcome were added before this view listened.
+  for (const [id, peer] of call.peers) {
+    const tile = tileFor(id);
+    tile.setMedia(peer.media);
+    tile.setState(peer.link.state);
+    if (peer.link.remoteStream.getTracks().length) tile.setStream(peer.link.remoteStream);
+  }
+  for (const w of call.info.warnings || []) toast(w, { ms: 6000 });
+
+  // --- leaving ---------------------------------------------------------------------------
+  leaveBtn.addEventListener("click", () => call.leave());
+  call.on("ended", ({ reason, message }) => {
+    for (const off of offs) off();
+    grid.destroy();
+    sigStatus.hidden = true;
+    roomLabel.hidden = true;
+    document.title = "Parley";
+    $("ended-title").textContent = reason === "left" ? "You left the call" : "The call ended";
+    $("ended-message").textContent = message || "";
+    $("rejoin-link").href = `/${encodeURIComponent(room)}`;
+    showView("ended");
+    $("rejoin-link").focus();
+  });
+  micBtn.focus();
+}

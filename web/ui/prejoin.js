@@ -1,0 +1,127 @@
+// Pre-join at /{room}: camera preview, mic/camera switches, device problems, the relay
+// setting, the password when the room is locked, and the "Join" button.
+
+import { ApiError } from "../api.js";
+import { Call } from "../call.js";
+import { LocalMedia } from "../localmedia.js";
+import { problemText } from "../media.js";
+import { settings } from "../settings.js";
+import { SignalingError } from "../signaling.js";
+import { $, el, setButton, showView } from "./dom.js";
+
+const DEVICE_NAMES = { audio: "microphone", video: "camera", screen: "screen" };
+
+/** Render the mic/camera buttons for `media` (used here and in the call). */
+export function renderMediaButtons(media, micButton, camButton) {
+  const mic = media.micOn && media.audioTrack;
+  setButton(micButton, { label: mic ? "Mute" : "Unmute", iconName: mic ? "mic" : "mic-off", active: Boolean(mic) });
+  const cam = media.cameraOn && (media.cameraTrack || media.sharing);
+  setButton(camButton, { label: cam ? "Camera off" : "Camera on", iconName: cam ? "cam" : "cam-off", active: Boolean(cam) });
+}
+
+/** A sentence for a failed join. */
+function joinErrorText(err, { sentPassword }) {
+  if (err instanceof ApiError) {
+    switch (err.status) {
+      case 403:
+        return sentPassword ? "That password is not right." : "This room is locked. Type its password to join.";
+      case 409:
+        return "This room is full.";
+      case 422:
+        return `This room name is not valid: ${err.detail}`;
+      case 429:
+        return "Too many attempts. Wait a minute, then try again.";
+      default:
+        return `Could not join: ${err.message}`;
+    }
+  }
+  if (err instanceof SignalingError) return `Could not join: ${err.message}`;
+  return `Could not join: ${err && err.message ? err.message : err}`;
+}
+
+/**
+ * Show the pre-join view for `room`; resolves with a joined Call when the person joins.
+ */
+export function showPrejoin({ room, config }) {
+  showView("prejoin");
+  const media = new LocalMedia();
+  const video = $("preview-video");
+  const avatar = $("preview-avatar");
+  const micBtn = $("pre-mic");
+  const camBtn = $("pre-cam");
+  const problems = $("device-problems");
+  const form = $("prejoin-form");
+  const joinBtn = $("join-button");
+  const error = $("prejoin-error");
+  const pwField = $("password-field");
+  const pwInput = $("password-input");
+  const relay = $("relay-check");
+
+  $("prejoin-room").textContent = room;
+  relay.checked = settings.alwaysRelay || Boolean(config.force_relay);
+  relay.disabled = Boolean(config.force_relay);
+  $("relay-forced").hidden = !config.force_relay;
+  relay.addEventListener("change", () => { settings.alwaysRelay = relay.checked; });
+
+  const render = () => {
+    renderMediaButtons(media, micBtn, camBtn);
+    const track = media.videoTrack;
+    if (track) {
+      const current = video.srcObject && video.srcObject.getVideoTracks()[0];
+      if (current !== track) video.srcObject = new MediaStream([track]);
+    } else {
+      video.srcObject = null;
+    }
+    avatar.hidden = Boolean(track);
+    problems.replaceChildren(...Object.entries(media.problems).map(([kind, reason]) =>
+      el("li", { text: problemText(DEVICE_NAMES[kind] || kind, reason) })));
+    if (Object.keys(media.problems).length) {
+      problems.append(el("li", { className: "hint", text: "You can still join: you will see and hear the others." }));
+    }
+  };
+  media.on("change", render);
+  render();
+  const ready = media.start({ micOn: settings.micOn, cameraOn: settings.cameraOn }).catch((err) => {
+    console.warn("parley: media", err);
+  });
+
+  micBtn.addEventListener("click", async () => {
+    await media.setMic(!(media.micOn && media.audioTrack));
+    settings.micOn = media.micOn;
+  });
+  camBtn.addEventListener("click", async () => {
+    await media.setCamera(!(media.cameraOn && media.cameraTrack));
+    settings.cameraOn = media.cameraOn;
+  });
+
+  return new Promise((resolve) => {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (joinBtn.disabled) return;
+      performance.mark("parley:join"); // Join→first remote frame is measured from here
+      joinBtn.disabled = true;
+      joinBtn.setAttribute("aria-busy", "true");
+      error.textContent = "";
+      const password = pwField.hidden ? null : pwInput.value || null;
+      await ready;
+      const call = new Call({ room, config, media });
+      try {
+        await call.join(password);
+        resolve(call);
+      } catch (err) {
+        call.detach();
+        error.textContent = joinErrorText(err, { sentPassword: password !== null });
+        if (err instanceof ApiError && err.status === 403) {
+          pwField.hidden = false;
+          pwInput.setAttribute("aria-invalid", String(password !== null));
+          pwInput.select();
+          pwInput.focus();
+        }
+      } finally {
+        joinBtn.disabled = false;
+        joinBtn.removeAttribute("aria-busy");
+      }
+    });
+    joinBtn.focus();
+  });
+}

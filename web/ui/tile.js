@@ -1,0 +1,88 @@
+// One participant's tile: video, avatar when the camera is off, name, mute and
+// screen-share badges, and the connection-state indicator.
+
+import { el, icon } from "./dom.js";
+import { peerHue, peerInitials, peerLabel } from "../names.js";
+
+const STATE_TEXT = {
+  new: "Connecting…",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  failed: "Connection failed, retrying…",
+  closed: "Disconnected",
+};
+
+export class Tile {
+  /**
+   * @param {object} o
+   * @param {string} o.id     peer id, or "self"
+   * @param {boolean} o.self  my own tile (muted, mirrored, no data-peer-id)
+   */
+  constructor({ id, self = false }) {
+    this.id = id;
+    this.self = self;
+    this.name = self ? "You" : peerLabel(id);
+    this.media = { audio: true, video: true, screen: false };
+    this.firstFrame = false;
+
+    this.video = el("video", { autoplay: true, playsInline: true, muted: self });
+    if (!self) this.video.dataset.peerId = id;
+    this.avatar = el("div", { className: "avatar", hidden: true },
+      el("span", { className: "initials", text: self ? "You" : peerInitials(id) }));
+    this.avatar.style.setProperty("--hue", String(self ? 215 : peerHue(id)));
+    this.dot = el("span", { className: "dot", "aria-hidden": "true" });
+    this.stateText = el("span", { className: "state-text" });
+    this.muteBadge = el("span", { className: "pill muted", hidden: true, title: "Muted" },
+      icon("mic-off"), el("span", { className: "sr-only", text: "muted" }));
+    this.screenBadge = el("span", { className: "pill screen", hidden: true },
+      icon("screen"), el("span", { text: "Sharing screen" }));
+    this.status = el("div", { className: "tile-status", hidden: self });
+    this.status.append(this.dot, this.stateText);
+    this.root = el("div", { className: "tile", role: "listitem" },
+      this.video, this.avatar,
+      el("div", { className: "tile-bar" },
+        el("span", { className: "name", text: this.name }), this.muteBadge, this.screenBadge),
+      this.status);
+    this.root.classList.toggle("self", self);
+    this.root.setAttribute("aria-label", this.name);
+    if (!self) this.setState("connecting");
+  }
+
+  /** Show `stream` (remote audio + video, or my own preview). */
+  setStream(stream) {
+    if (this.video.srcObject !== stream) this.video.srcObject = stream;
+    const played = this.video.play();
+    if (played) played.catch(() => {}); // autoplay may wait for a click; the video still shows
+    if (!this.self && !this.firstFrame && "requestVideoFrameCallback" in this.video) {
+      this.video.requestVideoFrameCallback(() => {
+        this.firstFrame = true;
+        performance.mark(`parley:first-frame:${this.id}`);
+      });
+    }
+  }
+
+  /** Remote (or my) media state: {audio, video, screen}. */
+  setMedia(media) {
+    this.media = { ...media };
+    const showsVideo = media.video || media.screen;
+    this.avatar.hidden = showsVideo;
+    this.video.classList.toggle("hidden", !showsVideo);
+    this.muteBadge.hidden = media.audio;
+    this.screenBadge.hidden = !media.screen;
+    this.root.classList.toggle("screen", Boolean(media.screen));
+    this.root.classList.toggle("mirror", this.self && !media.screen);
+  }
+
+  /** Connection state from PeerLink. */
+  setState(state) {
+    this.root.dataset.state = state;
+    this.stateText.textContent = STATE_TEXT[state] || state;
+    this.status.classList.toggle("ok", state === "connected");
+  }
+
+  remove() {
+    this.video.srcObject = null;
+    this.root.remove();
+  }
+}
