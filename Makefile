@@ -36,7 +36,7 @@ test-e2e: setup
 
 lint: setup
 	$(BIN)/ruff check services tests
-	$(BIN)/mypy services
+	$(BIN)/mypy services operator/parley_operator
 
 bench: setup
 	@echo "see bench/README.md for each benchmark's command"
