@@ -137,7 +137,7 @@ class DevStack:
                 )
                 signaling_urls.append(f"ws://localhost:{p}/ws")
         if self.relay and _has("services.relay.cli"):
-            udp = free_port(self.host)
+            udp = free_port(self.host, udp_too=True)
             http = free_port(self.host)
             relay_env = dict(base, PARLEY_RELAY_SECRET=secrets_["turn"])
             children.append(

@@ -29,11 +29,21 @@ class InfraError(RuntimeError):
     """An embedded server could not be found or started."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
+    """A TCP port free on `host` right now (and free for UDP too, when asked)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if not udp_too:
+            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise InfraError("no free port for both TCP and UDP")
 
 
 def find_binary(name: str) -> str:

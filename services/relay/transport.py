@@ -1,0 +1,124 @@
+"""asyncio protocols between sockets and the TURN core: UDP, TCP/TLS streams, relayed UDP.
+
+The only module that moves relay bytes through asyncio. Hot paths call the core's
+`channel_to_peer` / `peer_to_client` directly and send without building output lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from .turn.allocation import Client
+from .turn.channeldata import StreamFramer
+from .turn.errors import BadRequest
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+MAX_STREAM_BUFFER: Final[int] = 1 << 20
+_conn_ids = itertools.count(1)
+
+
+def normalize(addr: Any) -> tuple[str, int]:
+    """A socket address as (host, port), dropping IPv6 flow info and scope."""
+    return (addr[0], addr[1])
+
+
+class UdpListener(asyncio.DatagramProtocol):
+    """The client-facing UDP socket of one worker."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.server = worker.server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(addr) != 2:
+            addr = (addr[0], addr[1])
+        client = Client("udp", addr)
+        if data and 0x40 <= data[0] < 0x80:
+            out = self.server.channel_to_peer(client, data, time.time())
+            if out is not None:
+                relay = self.worker.relays.get(out.relayed)
+                if relay is not None:
+                    relay.sendto(out.data, out.peer)
+            return
+        self.worker.dispatch(self.server.handle_client(client, data, time.time()))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors from clients: nothing to do, and never logged with addresses
+
+
+class RelaySocket(asyncio.DatagramProtocol):
+    """One allocation's relayed UDP socket: datagrams from peers go to the client."""
+
+    def __init__(self, worker: Worker, relayed: tuple[str, int]) -> None:
+        self.worker = worker
+        self.server = worker.server
+        self.relayed = relayed
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(addr) != 2:
+            addr = (addr[0], addr[1])
+        out = self.server.peer_to_client(self.relayed, addr, data, time.time())
+        if out is not None:
+            self.worker.send_client(out.client, out.data)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP unreachable from a peer
+
+
+class StreamConnection(asyncio.Protocol):
+    """A client on TCP or TLS: RFC 8656 §12.5 framing of STUN and ChannelData."""
+
+    def __init__(self, worker: Worker, kind: str) -> None:
+        self.worker = worker
+        self.kind = kind
+        self.framer = StreamFramer()
+        self.client: Client | None = None
+        self.transport: asyncio.Transport | None = None
+        self.opened = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("0.0.0.0", 0)
+        conn = next(_conn_ids)
+        self.client = Client(self.kind, normalize(peer), conn)
+        self.worker.streams[conn] = self
+
+    def data_received(self, data: bytes) -> None:
+        assert self.client is not None and self.transport is not None
+        try:
+            frames = self.framer.feed(data)
+        except BadRequest:
+            self.transport.close()
+            return
+        server = self.worker.server
+        for frame in frames:
+            now = time.time()
+            if 0x40 <= frame[0] < 0x80:
+                out = server.channel_to_peer(self.client, frame, now)
+                if out is not None:
+                    relay = self.worker.relays.get(out.relayed)
+                    if relay is not None:
+                        relay.sendto(out.data, out.peer)
+            else:
+                self.worker.dispatch(server.handle_client(self.client, frame, now))
+
+    def write(self, data: bytes) -> None:
+        """Send to the client unless it is too slow to keep up (then drop)."""
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() < MAX_STREAM_BUFFER:
+            transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client is None:
+            return
+        self.worker.streams.pop(self.client.conn, None)
+        self.worker.dispatch(self.worker.server.client_closed(self.client, time.time()))

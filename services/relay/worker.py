@@ -1,0 +1,314 @@
+"""One relay worker process: listeners, relayed sockets, timers, drain; the asyncio shell.
+
+The supervisor binds the listening sockets (SO_REUSEPORT, one set per worker) and forks;
+each worker runs its own event loop and `TurnServer`, publishes counters into its slot of
+the shared block, and obeys the drain flag. Logs carry counts, never client addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import random
+import signal
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from .settings import RelaySettings
+from .shared import ERROR_CODES, SharedState
+from .transport import RelaySocket, StreamConnection, UdpListener
+from .turn.allocation import Client
+from .turn.policy import parse_networks
+from .turn.server import CloseRelay, OpenRelay, Output, ServerConfig, ToClient, ToPeer, TurnServer
+
+log = logging.getLogger("parley.relay.worker")
+
+TICK: Final[float] = 0.5
+RELAY_SOCKET_BUFFER: Final[int] = 1 << 20
+STREAM_IDLE: Final[float] = 60.0
+
+
+@dataclass
+class ListenSockets:
+    """Sockets the supervisor bound for one worker."""
+
+    udp: socket.socket
+    tcp: socket.socket
+    tls: socket.socket | None = None
+    extra: list[socket.socket] = field(default_factory=list)
+
+
+def server_config(settings: RelaySettings, *, workers: int = 1) -> ServerConfig:
+    """The core's configuration from the relay settings (quota split across workers)."""
+    return ServerConfig(
+        realm=settings.realm,
+        secrets=tuple(settings.secrets()),
+        relay_ip=settings.effective_relay_ip(),
+        relay_ports=settings.port_range(),
+        allow_peer=parse_networks(settings.allow_peer),
+        user_quota=settings.user_quota,
+        total_quota=max(1, -(-settings.total_quota // workers)),
+        max_lifetime=float(settings.max_lifetime),
+        nonce_lifetime=float(settings.nonce_lifetime),
+        request_rate=settings.request_rate,
+        request_burst=settings.request_burst,
+        bandwidth=float(settings.bandwidth),
+        channel_max=0x7FFF if settings.rfc5766_channels else 0x4FFF,
+    )
+
+
+def worker_ports(low: int, high: int, index: int, count: int) -> tuple[int, int]:
+    """This worker's share of the relayed port range (disjoint slices)."""
+    size = (high - low + 1) // count
+    if size < 1:
+        return low, high
+    start = low + index * size
+    return start, (high if index == count - 1 else start + size - 1)
+
+
+class Worker:
+    """The asyncio shell around one `TurnServer`."""
+
+    def __init__(
+        self, settings: RelaySettings, sockets: ListenSockets, *, index: int, shared: SharedState
+    ) -> None:
+        self.settings = settings
+        self.sockets = sockets
+        self.index = index
+        self.shared = shared
+        self.server = TurnServer(server_config(settings, workers=shared.workers))
+        self.relay_ip = settings.effective_relay_ip()
+        self.ports = worker_ports(*settings.port_range(), index, shared.workers)
+        self.relays: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self.streams: dict[int, StreamConnection] = {}
+        self.udp: asyncio.DatagramTransport | None = None
+        self.stop = asyncio.Event()
+        self.drain_deadline: float | None = None
+        self.secrets_generation = shared.get("secrets_generation")
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._signalled = False
+        self.parent_pid = os.getppid()
+
+    # -- output dispatch -----------------------------------------------------------
+    def dispatch(self, outputs: list[Output]) -> None:
+        """Carry out what the core asked for."""
+        for out in outputs:
+            if type(out) is ToPeer:
+                relay = self.relays.get(out.relayed)
+                if relay is not None:
+                    relay.sendto(out.data, out.peer)
+            elif type(out) is ToClient:
+                self.send_client(out.client, out.data)
+            elif type(out) is OpenRelay:
+                self._open_relay(out)
+            elif type(out) is CloseRelay:
+                transport = self.relays.pop(out.relayed, None)
+                if transport is not None:
+                    transport.close()
+
+    def send_client(self, client: Client, data: bytes) -> None:
+        """Send bytes to a client on its own transport."""
+        if client.transport == "udp":
+            if self.udp is not None:
+                self.udp.sendto(data, client.address)
+        else:
+            stream = self.streams.get(client.conn)
+            if stream is not None:
+                stream.write(data)
+
+    def _bind_relay(self) -> socket.socket | None:
+        low, high = self.ports
+        family = socket.AF_INET6 if ":" in self.relay_ip else socket.AF_INET
+        span = high - low + 1
+        start = random.randrange(span)
+        for i in range(min(span, 64)):
+            port = low + (start + i) % span
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RELAY_SOCKET_BUFFER)
+            try:
+                sock.bind((self.relay_ip, port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                return None
+            sock.setblocking(False)
+            return sock
+        return None
+
+    def _open_relay(self, request: OpenRelay) -> None:
+        sock = self._bind_relay()
+        if sock is None:
+            self.dispatch(self.server.relay_failed(request.client, time.time()))
+            return
+        task = asyncio.ensure_future(self._attach_relay(request.client, sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attach_relay(self, client: Client, sock: socket.socket) -> None:
+        relayed = (self.relay_ip, sock.getsockname()[1])
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: RelaySocket(self, relayed), sock=sock
+            )
+        except OSError:
+            sock.close()
+            self.dispatch(self.server.relay_failed(client, time.time()))
+            return
+        self.relays[relayed] = transport
+        self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Attach the pre-bound sockets to the event loop."""
+        loop = asyncio.get_running_loop()
+        udp, _ = await loop.create_datagram_endpoint(
+            lambda: UdpListener(self), sock=self.sockets.udp
+        )
+        self.udp = udp
+        self._servers.append(
+            await loop.create_server(lambda: StreamConnection(self, "tcp"), sock=self.sockets.tcp)
+        )
+        if self.sockets.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            assert self.settings.tls_cert is not None
+            context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+            self._servers.append(
+                await loop.create_server(
+                    lambda: StreamConnection(self, "tls"), sock=self.sockets.tls, ssl=context
+                )
+            )
+
+    def begin_drain(self, deadline: float | None = None) -> None:
+        """Refuse new allocations; close the rest at the deadline."""
+        if self.drain_deadline is None:
+            self.server.draining = True
+            self.drain_deadline = deadline or time.time() + self.settings.drain_deadline
+            log.info("worker %d draining, %d allocations", self.index, self.server.allocation_count)
+        elif deadline is not None:
+            self.drain_deadline = min(self.drain_deadline, deadline)
+
+    def end_drain(self) -> None:
+        """Undo a drain requested over NATS."""
+        self.server.draining = False
+        self.drain_deadline = None
+
+    def tick(self) -> None:
+        """Expire state, follow the control block, publish counters.
+
+        A drain (from NATS or a signal) refuses new allocations and closes the rest at
+        the deadline; only a signal (`stopping`) also ends the process once drained, so
+        an operator's drain leaves a live, empty relay for it to delete or undrain.
+        """
+        now = time.time()
+        self.dispatch(self.server.expire(now))
+        shared = self.shared
+        stopping = self._signalled or bool(shared.get("stopping"))
+        if shared.get("draining") or stopping:
+            self.begin_drain(shared.get("deadline") or None)
+        elif self.drain_deadline is not None:
+            self.end_drain()
+        generation = shared.get("secrets_generation")
+        if generation != self.secrets_generation:
+            self.secrets_generation = generation
+            with contextlib.suppress(ValueError):
+                self.server.set_secrets(self.settings.secrets())
+        mono = time.monotonic()
+        for stream in list(self.streams.values()):
+            if (
+                stream.client is not None
+                and mono - stream.opened > STREAM_IDLE
+                and self.server.allocation_for(stream.client) is None
+                and stream.transport is not None
+            ):
+                stream.transport.close()
+        self.publish()
+        if os.getppid() != self.parent_pid:  # supervisor gone (non-Linux fallback)
+            self.stop.set()
+        if self.drain_deadline is not None and now >= self.drain_deadline:
+            self.dispatch(self.server.close_all())
+        if stopping and self.server.allocation_count == 0:
+            self.stop.set()
+
+    def publish(self) -> None:
+        """Write this worker's counters into its shared slot."""
+        s, i, stats = self.shared, self.index, self.server.stats
+        packets, size = self.server.relayed_totals()
+        s.worker_set(i, "allocations", self.server.allocation_count)
+        s.worker_set(i, "packets_relayed", packets)
+        s.worker_set(i, "bytes_relayed", size)
+        s.worker_set(i, "allocations_created", stats.allocations_created)
+        s.worker_set(i, "rate_limited", stats.rate_limited)
+        s.worker_set(i, "malformed", stats.malformed)
+        s.worker_set(i, "dropped", stats.dropped)
+        s.worker_set(i, "tcp_connections", len(self.streams))
+        for code in ERROR_CODES:
+            s.worker_set(i, f"error_{code}", stats.errors.get(code, 0))
+
+    def _on_signal(self) -> None:
+        if self._signalled:  # a second signal ends the drain now
+            self.drain_deadline = time.time()
+        self._signalled = True
+        self.begin_drain()
+
+    async def run(self) -> None:
+        """Serve until drained."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+        await self.start()
+        self.shared.worker_set(self.index, "ready", 1)
+        while not self.stop.is_set():
+            self.tick()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), TICK)
+        for server in self._servers:
+            server.close()
+        for stream in list(self.streams.values()):
+            if stream.transport is not None:
+                stream.transport.close()
+        if self.udp is not None:
+            self.udp.close()
+        self.publish()
+        log.info("worker %d stopped", self.index)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker if the supervisor dies (no orphaned relays)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def worker_main(
+    settings: RelaySettings, sockets: ListenSockets, index: int, shared: SharedState
+) -> None:
+    """Entry point of a forked worker process."""
+    from services.common.logs import setup_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop installs its handlers
+    _die_with_parent()
+    setup_logging(settings.log_level, service="relay")
+    for extra in sockets.extra:
+        extra.close()
+    shared.worker_set(index, "pid", os.getpid())
+    worker = Worker(settings, sockets, index=index, shared=shared)
+    try:
+        import uvloop
+
+        uvloop.run(worker.run())
+    except ImportError:
+        asyncio.run(worker.run())
+    shared.worker_set(index, "stopped", 1)
