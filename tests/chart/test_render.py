@@ -120,7 +120,8 @@ def test_template_ingress_routes(render: Any) -> None:
     rule = ingress["spec"]["rules"][0]
     routes = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
     assert routes == {"/ws": "parley-signaling", "/beacon": "parley-metrics",
-                      "/reports": "parley-metrics", "/stats.json": "parley-metrics", "/": "parley-rooms"}
+                      "/reports": "parley-metrics", "/stats.json": "parley-metrics",
+                      "/": "parley-rooms"}
     assert rule["host"] == "meet.example.org"
     assert ingress["spec"]["tls"] == [{"hosts": ["meet.example.org"],
                                        "secretName": "parley-tls"}]
