@@ -39,7 +39,9 @@ lint: setup
 	$(BIN)/mypy services operator/parley_operator
 
 bench: setup
-	@echo "see bench/README.md for each benchmark's command"
+	$(BIN)/python -m bench.relay.run --rate 10000 --seconds 4
+	$(BIN)/python -m bench.signaling
+	$(BIN)/python -m bench.metrics.run --seconds 15 --replicas 2 --connections 64
 
 chart: setup
 	@HELM=$$(tools/helm.sh) && $$HELM lint charts/parley --strict && \

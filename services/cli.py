@@ -66,7 +66,9 @@ def signaling(host: Host = None, port: Port = None) -> None:
         importlib.util.find_spec("services.signaling.app")
     except ModuleNotFoundError:
         _fail("the signalling service is not part of this build")
-    from services.signaling.app import create_app
+    import uvicorn
+
+    from services.signaling.app import create_app, uvicorn_options
     from services.signaling.settings import SignalingSettings
 
     overrides: dict[str, Any] = {
@@ -77,7 +79,9 @@ def signaling(host: Host = None, port: Port = None) -> None:
         application = create_app(settings)
     except SettingsError as exc:
         _fail(str(exc))
-    _serve(application, settings.host, settings.port)
+    # the signalling service's own uvicorn options: sans-I/O websockets, no deflate, limits
+    options = {k: v for k, v in uvicorn_options(settings).items() if k != "factory"}
+    uvicorn.run(application, **options)
 
 
 @app.command()

@@ -1,14 +1,23 @@
-"""Shared fixtures: a real NATS (JetStream) and a real Redis per test session, on free ports."""
+"""Shared fixtures: a real NATS (JetStream) and a real Redis per test session, on free ports,
+and one headless Chromium (fake camera and microphone) for every browser test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from services.common.bus import NatsBus
 from services.common.infra import NatsServer, RedisServer
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +51,37 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[NatsBus]:
     b = await NatsBus.connect(nats_server.url, name="test")
     yield b
     await b.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """One headless Chromium (fake camera and microphone) for the test session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
+    """Make pages, each in its own context (its own storage), closed after the test."""
+    contexts: list[Any] = []
+
+    def make() -> Any:
+        ctx = browser.new_context(permissions=["camera", "microphone"])
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()

@@ -2,6 +2,7 @@
 // pre-join then the call, and exposes the `window.parley` hooks (used by the e2e tests).
 
 import * as api from "./api.js";
+import { SessionBeacon } from "./beacon.js";
 import { $, showView, toast } from "./ui/dom.js";
 import { showCall } from "./ui/callview.js";
 import { showLanding } from "./ui/landing.js";
@@ -59,6 +60,7 @@ async function main() {
     return;
   }
   currentCall = await showPrejoin({ room, config });
+  if (config.metrics_url) new SessionBeacon(currentCall, { metricsUrl: config.metrics_url });
   showCall(currentCall);
 }
 

@@ -33,6 +33,7 @@ export class PeerLink extends Emitter {
     this.pc = new RTCPeerConnection(config);
     this.remoteStream = new MediaStream();
     this.state = "new";
+    this.iceRestarts = 0; // counted for the usage beacon (coarse: 0, 1, 2+)
     this._send = sendSignal;
     this._makingOffer = false;
     this._ignoreOffer = false;
@@ -103,6 +104,7 @@ export class PeerLink extends Emitter {
   restartIce() {
     if (this._closed) return;
     if (!this._tracksAttached) this._attachTracks({ recvonlyIfNone: true });
+    this.iceRestarts += 1;
     this.pc.restartIce();
     this._armWatchdog();
   }

@@ -1,23 +1,9 @@
 // The /privacy page: renders the beacon's fields from the metrics service's JSON Schema
 // (GET {metrics_url}/beacon/schema), the same pydantic schema the server validates with.
 
-const $ = (id) => document.getElementById(id);
+import { beaconsAllowed } from "./beacon.js"; // the call client's own rule, not a copy
 
-/** Whether this browser would send a usage summary (mirrors the call client's rule). */
-export function beaconsAllowed(nav = navigator, storage = globalThis.localStorage) {
-  if (nav.globalPrivacyControl === true) return { ok: false, why: "Global Privacy Control is on" };
-  if (nav.doNotTrack === "1" || globalThis.doNotTrack === "1") {
-    return { ok: false, why: "Do Not Track is on" };
-  }
-  try {
-    if (storage && JSON.parse(storage.getItem("parley.sendUsageStats") ?? "true") === false) {
-      return { ok: false, why: "you turned off anonymous usage statistics" };
-    }
-  } catch {
-    // unreadable setting: the default (on) applies
-  }
-  return { ok: true, why: "" };
-}
+const $ = (id) => document.getElementById(id);
 
 /** The possible values of one JSON Schema property, as text. */
 export function valuesOf(prop, defs = {}) {

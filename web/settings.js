@@ -5,6 +5,7 @@ const DEFAULTS = Object.freeze({
   alwaysRelay: false, // "Always relay (hides my IP address from others)"
   micOn: true,
   cameraOn: true,
+  sendUsageStats: true, // "Send anonymous usage statistics" (the /privacy page reads it too)
 });
 
 function read(key) {
@@ -31,6 +32,9 @@ export const settings = {
   set micOn(v) { write("micOn", Boolean(v)); },
   get cameraOn() { return Boolean(read("cameraOn")); },
   set cameraOn(v) { write("cameraOn", Boolean(v)); },
+  // Off only when stored as JSON `false`: an unreadable value keeps the default.
+  get sendUsageStats() { return read("sendUsageStats") !== false; },
+  set sendUsageStats(v) { write("sendUsageStats", Boolean(v)); },
 };
 
 /**

@@ -85,6 +85,16 @@ class PIIFilter(logging.Filter):
         return True
 
 
+class _NoSocketChatter(logging.Filter):
+    """Drop uvicorn's websocket frame dumps and per-connection lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        msg = str(record.msg)
+        return not ("WebSocket" in msg or msg.startswith("connection "))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message."""
 
@@ -117,6 +127,11 @@ def setup_logging(level: str = "info", *, json_lines: bool = False, service: str
         lg.propagate = True
     # uvicorn's access log prints the client address and the raw path: never enabled.
     logging.getLogger("uvicorn.access").disabled = True
+    # the websocket layer logs whole frames (chat text, tokens) at debug level through
+    # uvicorn.error, and a line per socket at info: neither is worth a log line
+    err = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoSocketChatter) for f in err.filters):
+        err.addFilter(_NoSocketChatter())
 
 
 def uvicorn_log_config() -> dict[str, Any]:

@@ -15,15 +15,16 @@ PREFIX: Final[str] = "parley"
 _OPAQUE: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def connect(url: str) -> aioredis.Redis:
-    """An async Redis client (connection pool, decoded responses, short timeouts)."""
-    return aioredis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=3,
-        socket_timeout=5,
-        health_check_interval=15,
-    )
+POOL_SIZE: Final[int] = 64
+
+
+def connect(url: str, *, max_connections: int = POOL_SIZE) -> aioredis.Redis:
+    """An async Redis client whose pool makes callers wait for a connection rather than fail
+    (redis-py's default pool raises past its limit, which a burst of joins reaches)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=max_connections, timeout=10,
+        socket_connect_timeout=3, socket_timeout=5, health_check_interval=15)
+    return aioredis.Redis(connection_pool=pool)
 
 
 def key(scope: str, opaque: str, what: str) -> str:

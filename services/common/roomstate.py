@@ -147,6 +147,17 @@ class RoomState:
         )
         return bool(n)
 
+    async def renew_many(self, rk: str, peer_ids: list[str], *, now: float) -> int:
+        """Renew several members of one room in one round trip; how many were still there."""
+        if not peer_ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for peer_id in peer_ids:
+                await self._renew(keys=[self.members_key(rk)],
+                                  args=[now + self.member_ttl, peer_id, ROOM_IDLE_TTL],
+                                  client=pipe)
+            return sum(int(n) for n in await pipe.execute())
+
     async def leave(self, rk: str, peer_id: str) -> bool:
         """Remove a member; True if it was there."""
         return bool(await self.redis.zrem(self.members_key(rk), peer_id))

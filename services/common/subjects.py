@@ -40,6 +40,11 @@ def room_events(room_key: str) -> str:
     return f"{PREFIX}.room.{_token(room_key)}.events"
 
 
+def room_all(room_key: str) -> str:
+    """Every subject of one room: its events and its peers' inboxes (a wildcard)."""
+    return f"{PREFIX}.room.{_token(room_key)}.>"
+
+
 def peer_inbox(room_key: str, peer_id: str) -> str:
     """Messages addressed to one peer of one room, wherever its socket lives."""
     return f"{PREFIX}.room.{_token(room_key)}.peer.{_token(peer_id)}"

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from services.common.infra import free_port
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
-]
 
 
 @dataclass
@@ -101,37 +94,3 @@ def stack_relay_forced() -> Iterator[Stack]:
     s = start_stack(force_relay=True)
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Any]:
-    """One headless Chromium (fake camera and microphone) for the test session."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
-    """Make pages, each in its own context (its own storage), closed after the test."""
-    contexts: list[Any] = []
-
-    def make() -> Any:
-        ctx = browser.new_context(permissions=["camera", "microphone"])
-        contexts.append(ctx)
-        return ctx.new_page()
-
-    yield make
-    for ctx in contexts:
-        ctx.close()

@@ -1,7 +1,8 @@
-// Pre-join at /{room}: camera preview, mic/camera switches, device problems, the relay
-// setting, the password when the room is locked, and the "Join" button.
+// Pre-join at /{room}: camera preview, mic/camera switches, device problems, the relay and
+// usage-statistics settings, the password when the room is locked, and the "Join" button.
 
 import { ApiError } from "../api.js";
+import { beaconsAllowed } from "../beacon.js";
 import { Call } from "../call.js";
 import { LocalMedia } from "../localmedia.js";
 import { problemText } from "../media.js";
@@ -40,6 +41,24 @@ function joinErrorText(err, { sentPassword }) {
 }
 
 /**
+ * "Send anonymous usage statistics": shown only when this server collects them (config
+ * `metrics_url`); unticked, disabled and explained when the browser's Global Privacy
+ * Control or Do Not Track already decides.
+ */
+function showStatsSetting(config) {
+  const box = $("stats-check");
+  const blocked = $("stats-blocked");
+  $("stats-setting").hidden = !config.metrics_url;
+  const { ok, why } = beaconsAllowed();
+  const byBrowser = !ok && settings.sendUsageStats; // GPC or DNT, not the user's choice
+  box.checked = settings.sendUsageStats && !byBrowser;
+  box.disabled = byBrowser;
+  blocked.hidden = !byBrowser;
+  blocked.textContent = byBrowser ? `Nothing is sent: ${why}.` : "";
+  box.addEventListener("change", () => { settings.sendUsageStats = box.checked; });
+}
+
+/**
  * Show the pre-join view for `room`; resolves with a joined Call when the person joins.
  */
 export function showPrejoin({ room, config }) {
@@ -62,6 +81,7 @@ export function showPrejoin({ room, config }) {
   relay.disabled = Boolean(config.force_relay);
   $("relay-forced").hidden = !config.force_relay;
   relay.addEventListener("change", () => { settings.alwaysRelay = relay.checked; });
+  showStatsSetting(config);
 
   const render = () => {
     renderMediaButtons(media, micBtn, camBtn);

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from services.common.infra import NatsServer, RedisServer
-from tests.e2e.conftest import browser, chromium_path, new_page  # noqa: F401 - fixtures
 from tests.procs import ServiceProcess, start_service
 
 API_KEY = secrets.token_urlsafe(24)

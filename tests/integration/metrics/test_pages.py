@@ -106,15 +106,24 @@ def _web_sends_beacons() -> bool:
                     reason="the web client does not send beacons yet (no sendBeacon in web/)")
 @pytest.mark.parametrize("signal", ["none", "gpc", "dnt", "opt-out"])
 def test_beacons_not_sent_under_gpc_dnt_or_opt_out(signal: str, browser: Any) -> None:
-    """A call of two pages ends; a beacon goes out only when no signal says not to."""
+    """A call of two pages ends; a beacon goes out only when no signal says not to.
+
+    Opt-out is exercised both ways: page A unticks "Send anonymous usage statistics" in
+    the pre-join, page B carries the stored setting from an earlier visit. The witness is
+    the metrics service's own counter, not the browser's request log: Playwright does not
+    report the keepalive request a closing page makes, so an empty log would prove nothing.
+    """
+    from playwright.sync_api import expect
+
+    from tests.e2e import beacons
     from tests.e2e import pages as ui
 
     stack = start_stack()
     try:
-        seen: list[str] = []
+        metrics_url = beacons.metrics_url(stack.url)
         contexts = []
         pages = []
-        for _ in range(2):
+        for i in range(2):
             headers = {"Sec-GPC": "1"} if signal == "gpc" else (
                 {"DNT": "1"} if signal == "dnt" else {})
             ctx = browser.new_context(permissions=["camera", "microphone"],
@@ -127,26 +136,39 @@ def test_beacons_not_sent_under_gpc_dnt_or_opt_out(signal: str, browser: Any) ->
                 ctx.add_init_script(
                     "Object.defineProperty(Navigator.prototype, 'doNotTrack',"
                     " {get: () => '1'});")
-            if signal == "opt-out":
+            if signal == "opt-out" and i == 1:
                 ctx.add_init_script(
                     "localStorage.setItem('parley.sendUsageStats', 'false');")
-            ctx.on("request", lambda req: seen.append(req.url)
-                   if req.url.rstrip("/").endswith("/beacon") else None)
             contexts.append(ctx)
             pages.append(ctx.new_page())
         a, b = pages
         room_url = ui.start_call(a, stack.url)
-        ui.join(a)
-        ui.join(b, room_url)
-        time.sleep(2)
+        ui.open_room(b, room_url)
+        stats_a = a.get_by_label("Send anonymous usage statistics")
+        stats_b = b.get_by_label("Send anonymous usage statistics")
+        if signal == "opt-out":
+            expect(stats_b).not_to_be_checked()  # the stored choice, shown
+            stats_a.uncheck()
+            assert a.evaluate("localStorage.getItem('parley.sendUsageStats')") == "false"
+        elif signal == "none":
+            expect(stats_a).to_be_checked()
+            expect(stats_b).to_be_checked()
+        a_id = ui.join(a)
+        b_id = ui.join(b)
+        ui.wait_for_video_from(a, b_id)
+        ui.wait_for_video_from(b, a_id)
         for p in pages:
             p.close(run_before_unload=True)
+        if signal == "none":
+            # Received (JetStream acknowledged it) and counted (folded into the day's
+            # aggregates): exactly one per page.
+            assert beacons.wait_counter(metrics_url, beacons.ACCEPTED, 2) == 2
+            assert beacons.wait_counter(metrics_url, beacons.FOLDED, 2) == 2
         time.sleep(2)
         for ctx in contexts:
             ctx.close()
-        if signal == "none":
-            assert seen, "control case: a beacon should have been sent"
-        else:
-            assert seen == []
+        # Nothing more came later (one beacon per session, all valid), and under a signal
+        # nothing reached the service at all, not even a beacon it would have refused.
+        assert beacons.received(metrics_url) == (2 if signal == "none" else 0)
     finally:
         stack.stop()

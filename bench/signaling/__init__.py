@@ -1,0 +1,1 @@
+"""Signalling fan-out benchmark (`python -m bench.signaling`; see README.md)."""

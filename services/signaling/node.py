@@ -1,0 +1,399 @@
+"""The transport: websockets in, sessions' effects carried out against Redis and NATS.
+
+One `Node` per process. Each socket gets a `Session` (the protocol, sans-I/O) and a
+`Connection` (a bounded outbox drained by its own writer task, so that fan-out never awaits
+a socket). A timer task ticks the sessions (join and idle timeouts) and, every heartbeat,
+renews presence for the local peers and reaps the peers whose grace is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from services.common.roomstate import RoomState
+from services.signaling import metrics as m
+from services.signaling import protocol as p
+from services.signaling.bus import PubSub, RoomBus
+from services.signaling.errors import (
+    JoinRejected,
+    NoPlace,
+    PresenceError,
+    ResumeFailed,
+    Unauthorized,
+)
+from services.signaling.origin import origin_allowed
+from services.signaling.presence import Presence, PresenceRecord, RedisPresence
+from services.signaling.resume import ResumeOutcome, hash_resume_key, new_resume_key
+from services.signaling.routing import BusHeader, Hub, pack, unpack
+from services.signaling.session import Authorize, Close, Depart, Effect, Publish, Send, Session
+from services.signaling.settings import SignalingSettings
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS: Final[float] = 1.0
+HEARTBEAT_SLICE: Final[int] = 200  # rooms per Redis pipeline
+FLUSH_SECONDS: Final[float] = 1.0  # how long a closing socket may take to write its close
+
+
+class Connection:
+    """One accepted websocket: a bounded outbox and, while it has frames, a writer task.
+
+    The writer exists only while there is something to write, so an idle socket costs no
+    task; fan-out only appends to the outbox and never waits for a socket.
+    """
+
+    def __init__(self, ws: WebSocket, *, max_frames: int) -> None:
+        self.conn_id = secrets.token_urlsafe(12)
+        self.ws = ws
+        self.max_frames = max_frames
+        self.queue: deque[str] = deque()
+        self.held = False  # while joining: queue frames, write none until the welcome is first
+        self.close_with: tuple[int, str] | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self.close_sent = False
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame without waiting; a socket too slow to keep up is dropped (1013)."""
+        if self.close_with is not None:
+            return False
+        if len(self.queue) >= self.max_frames:
+            self.queue.clear()
+            m.SLOW_CONSUMERS.inc()
+            self.request_close(p.CloseCode.TRY_AGAIN, "too slow; reconnect and resume")
+            return False
+        self.queue.append(frame)
+        self._wake()
+        return True
+
+    def kick(self, code: int, reason: str) -> None:
+        self.request_close(code, reason)
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued (an error before its close)."""
+        if self.close_with is None:
+            self.close_with = (code, reason)
+            m.CLOSES.labels(str(code)).inc()
+            self.held = False
+            self._wake()
+
+    def release(self, first: str | None = None) -> None:
+        """End the hold, putting `first` (the welcome) ahead of what was queued meanwhile."""
+        if first is not None:
+            self.queue.appendleft(first)
+        self.held = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self.held and (self.writer is None or self.writer.done()):
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self.queue and not self.held:
+                await self.ws.send_text(self.queue.popleft())
+            if self.close_with is not None and not self.held and not self.close_sent:
+                self.close_sent = True
+                await self.ws.close(*self.close_with)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the socket is gone; the reader sees the disconnect
+        except Exception as exc:  # uvicorn's ClientDisconnected and friends
+            log.debug("writer ended: %s", type(exc).__name__)
+
+    async def flush(self) -> None:
+        """Give a pending close (and the frames before it) FLUSH_SECONDS to go out."""
+        writer = self.writer
+        if writer is not None and not writer.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), timeout=FLUSH_SECONDS)
+
+    def abort(self) -> None:
+        """Stop writing (the socket is gone)."""
+        if self.writer is not None and not self.writer.done():
+            self.writer.cancel()
+
+
+class Node:
+    """Every socket, room subscription and timer of one signalling process."""
+
+    def __init__(self, *, settings: SignalingSettings, token_key: str, bus: PubSub,
+                 redis: aioredis.Redis, presence: Presence | None = None) -> None:
+        self.settings = settings
+        self.token_key = token_key
+        self.limits = settings.limits()
+        self.replica = settings.replica_id
+        self.redis = redis
+        self.presence: Presence = presence or RedisPresence(redis, settings.deadlines())
+        self.roomstate = RoomState(redis)
+        self.hub = Hub()
+        self.roombus = RoomBus(bus, self._on_bus)
+        self.sessions: dict[Connection, Session] = {}
+        self.draining = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._in = {t: m.MESSAGES_IN.labels(t) for t in (*p.CLIENT_TYPES, "invalid")}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        m.watch_gc()
+        self._spawn(self._timers())
+        self._spawn(self._renew_members())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Close every socket with 1001 (clients resume elsewhere); wait for them to end."""
+        self.draining = True
+        for conn, session in list(self.sessions.items()):
+            await self._run(conn, session, session.going_away())
+        deadline = time.monotonic() + self.settings.drain_timeout
+        while self.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        await self.drain()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def ready(self) -> bool:
+        """NATS connected and Redis answering (and not draining)."""
+        connected = getattr(self.roombus.bus, "connected", True)
+        try:
+            pong = await asyncio.wait_for(self.redis.ping(), timeout=2.0)
+        except Exception:
+            return False
+        return bool(connected and pong and not self.draining)
+
+    # --- one socket ----------------------------------------------------------------------
+
+    async def serve(self, ws: WebSocket) -> None:
+        """Run one websocket from handshake to close."""
+        if self.draining or not origin_allowed(
+                ws.headers.get("origin"), ws.headers.get("host"), self.settings.allowed_origins):
+            await ws.close(code=1008)  # before accept: an HTTP 403
+            return
+        await ws.accept()
+        conn = Connection(ws, max_frames=self.settings.send_queue_frames)
+        session = Session(limits=self.limits, token_key=self.token_key, now=time.time())
+        self.sessions[conn] = session
+        m.CONNECTIONS.inc()
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes")
+                if data is None:
+                    continue
+                effects = session.receive(data, now=time.time())
+                self._in[session.last_type].inc()
+                if effects:
+                    await self._run(conn, session, effects)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        except Exception as exc:  # Redis or NATS failing under us: the client may resume
+            log.warning("socket failed: %s", type(exc).__name__)
+            conn.request_close(1011, "internal error; reconnect and resume")
+        finally:
+            await self._finish(conn, session)
+
+    async def _run(self, conn: Connection, session: Session, effects: list[Effect]) -> None:
+        for eff in effects:
+            if isinstance(eff, Send):
+                if eff.error is not None:
+                    m.ERRORS.labels(eff.error).inc()
+                conn.offer(eff.frame)
+            elif isinstance(eff, Publish):
+                await self._publish(conn, session, eff)
+            elif isinstance(eff, Close):
+                conn.request_close(eff.code, eff.reason)
+            elif isinstance(eff, Authorize):
+                await self._join(conn, session, eff)
+            elif isinstance(eff, Depart):
+                await self._depart(conn, session)
+
+    async def _publish(self, conn: Connection, session: Session, eff: Publish) -> None:
+        me, rk = session.peer_id, session.room_key
+        assert me is not None and rk is not None
+        if eff.media is not None:
+            await self.presence.set_media(rk, me, conn=conn.conn_id, media=eff.media)
+        header = BusHeader(kind="peer" if eff.to else "room", src=me, to=eff.to,
+                           event="media" if eff.media is not None else None, media=eff.media,
+                           type=eff.type, sent=time.time())
+        data = pack(header, eff.frame)
+        if eff.to is None:
+            await self.roombus.publish_room(rk, data)
+        else:
+            await self.roombus.publish_peer(rk, eff.to, data)
+
+    async def _join(self, conn: Connection, session: Session, auth: Authorize) -> None:
+        claims, now = auth.claims, time.time()
+        rk, peer = claims.room_key, claims.peer_id
+        key = new_resume_key()
+        try:
+            resumed = await self._admit(conn, auth, key, now)
+        except JoinRejected as exc:
+            await self._run(conn, session, session.reject(exc))
+            return
+        conn.held = True
+        await self.roombus.acquire(rk)
+        _, previous = self.hub.add(rk, peer, conn)
+        # From here on the socket counts as joined, so that _finish undoes all of this.
+        session.joined(peer_id=peer, room_key=rk, peers=self.hub.view(rk))
+        if previous is not None and previous is not conn:
+            previous.kick(p.CloseCode.REPLACED, "replaced by a resumed socket")
+        m.PEERS.inc()
+        m.ROOMS.set(len(self.hub.rooms))
+        for gone in await self.presence.reap(rk, now=now):
+            await self._announce_left(rk, gone, "timeout")
+        snap = await self.presence.snapshot(rk, now=now)
+        self.hub.sync_view(rk, {pid: rec.media for pid, rec in snap.items()})
+        welcome = p.Welcome(
+            peer_id=peer, resume_key=key, ping_interval=self.settings.ping_interval,
+            resumed=resumed, peers=[p.PeerInfo(peer_id=pid, media=rec.media)
+                                    for pid, rec in snap.items() if pid != peer])
+        conn.release(first=p.encode(welcome))
+        if resumed:  # close the socket it replaces, on whichever replica holds it
+            header = BusHeader(kind="kick", src=peer, to=peer, conn=conn.conn_id, type="kick",
+                               sent=time.time())
+            await self.roombus.publish_peer(rk, peer, pack(header, ""))
+        else:
+            media = snap[peer].media if peer in snap else auth.media
+            header = BusHeader(kind="room", src=peer, event="joined", media=media,
+                               type="peer-joined", sent=time.time())
+            frame = p.encode(p.PeerJoined(peer_id=peer, media=media))
+            await self.roombus.publish_room(rk, pack(header, frame))
+
+    async def _admit(self, conn: Connection, auth: Authorize, key: str, now: float) -> bool:
+        """Enter the peer into presence; True if it resumed. Raises JoinRejected."""
+        rk, peer = auth.claims.room_key, auth.claims.peer_id
+        if auth.resume is not None:
+            res = await self.presence.resume(
+                rk, peer, presented_key=auth.resume.key, conn=conn.conn_id,
+                replica=self.replica, new_hash=hash_resume_key(key), now=now)
+            m.RESUMES.labels(res.outcome.value).inc()
+            if res.outcome is ResumeOutcome.GONE:
+                raise ResumeFailed("session expired; join again")
+            if res.outcome is ResumeOutcome.BAD_KEY:
+                raise ResumeFailed("wrong resume key")
+            await self.roomstate.renew(rk, peer, now=now)
+            return True
+        if not await self.roomstate.renew(rk, peer, now=now):
+            raise NoPlace("not a member of the room; join again")
+        record = PresenceRecord(conn=conn.conn_id, replica=self.replica, media=auth.media,
+                                resume=hash_resume_key(key))
+        if not await self.presence.attach(rk, peer, record, now=now):
+            raise Unauthorized("peer already connected; resume it instead")
+        return False
+
+    async def _depart(self, conn: Connection, session: Session) -> None:
+        me, rk = session.peer_id, session.room_key
+        if me is None or rk is None:
+            return
+        if await self.presence.remove(rk, me, conn=conn.conn_id):
+            await self._announce_left(rk, me, "left")
+
+    async def _announce_left(self, rk: str, peer: str, reason: str) -> None:
+        frame = p.encode(p.PeerLeft(peer_id=peer, reason="left" if reason == "left"
+                                    else "timeout"))
+        header = BusHeader(kind="room", src=peer, event="left", type="peer-left",
+                           sent=time.time())
+        await self.roombus.publish_room(rk, pack(header, frame))
+        await self.roomstate.leave(rk, peer)
+
+    async def _finish(self, conn: Connection, session: Session) -> None:
+        del self.sessions[conn]
+        m.CONNECTIONS.dec()
+        me, rk = session.peer_id, session.room_key
+        try:
+            if me is not None and rk is not None:
+                if not session.departed:  # dropped: the grace starts, nobody is told yet
+                    await self.presence.detach(rk, me, conn=conn.conn_id, now=time.time())
+                self.hub.remove(rk, me, conn)
+                m.PEERS.dec()
+                m.ROOMS.set(len(self.hub.rooms))
+                await self.roombus.release(rk)
+        except Exception as exc:
+            log.warning("cleanup after a socket failed: %s", type(exc).__name__)
+        finally:
+            if conn.close_with is not None:
+                await conn.flush()
+            conn.abort()
+
+    # --- the bus -------------------------------------------------------------------------
+
+    def _on_bus(self, rk: str, data: bytes) -> None:
+        try:
+            header, frame = unpack(data)
+        except PresenceError:
+            log.warning("dropped a bus message that is not ours")
+            return
+        delivery = self.hub.deliver(rk, header, frame)
+        if delivery.delivered:
+            m.MESSAGES_OUT.labels(delivery.type).inc(delivery.delivered)
+            m.FANOUT.observe(max(0.0, time.time() - header.sent))
+
+    # --- timers --------------------------------------------------------------------------
+
+    async def _timers(self) -> None:
+        next_beat = 0.0
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(TICK_SECONDS)
+            m.LOOP_LAG.observe(max(0.0, time.monotonic() - started - TICK_SECONDS))
+            now = time.time()
+            for conn, session in list(self.sessions.items()):
+                effects = session.tick(now)
+                if effects:
+                    await self._run(conn, session, effects)
+            if now >= next_beat:
+                next_beat = now + self.settings.heartbeat_interval
+                try:
+                    await self._heartbeat(now)
+                except Exception as exc:
+                    log.warning("presence heartbeat failed: %s", type(exc).__name__)
+
+    async def _heartbeat(self, now: float) -> None:
+        # In slices: one pipeline of thousands of rooms would hold the loop for a while.
+        keys = list(self.hub.rooms)
+        for i in range(0, len(keys), HEARTBEAT_SLICE):
+            rooms = {rk: self.hub.local_peers(rk) for rk in keys[i:i + HEARTBEAT_SLICE]}
+            beat = await self.presence.heartbeat(rooms, now=now)
+            for rk, peers in beat.reaped.items():
+                m.REAPED.inc(len(peers))
+                for peer in peers:
+                    await self._announce_left(rk, peer, "timeout")
+            for rk, peers in beat.lost.items():
+                # The others were told this peer left (we could not renew it in time):
+                # make its client join again rather than talk to a room that lost it.
+                for peer in peers:
+                    sink = self.hub.rooms[rk].sinks.get(peer) if rk in self.hub.rooms else None
+                    if sink is not None:
+                        sink.kick(p.CloseCode.RESUME_FAILED, "session expired; join again")
+
+    async def _renew_members(self) -> None:
+        """Keep rooms' membership of local peers alive (rooms gives it a 60 s TTL)."""
+        while True:
+            await asyncio.sleep(self.settings.member_renew_interval)
+            now = time.time()
+            try:
+                for rk in list(self.hub.rooms):
+                    await self.roomstate.renew_many(rk, list(self.hub.local_peers(rk)), now=now)
+            except Exception as exc:
+                log.warning("membership renewal failed: %s", type(exc).__name__)

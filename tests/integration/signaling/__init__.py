@@ -1,0 +1,1 @@
+"""Integration tests of signalling: real replicas, NATS and Redis."""

@@ -1,0 +1,1 @@
+"""Unit tests of the signalling service's sans-I/O core."""
