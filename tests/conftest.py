@@ -61,9 +61,13 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
-    """One headless Chromium (fake camera and microphone) for the test session."""
+    """A headless Chromium (fake camera and microphone) per test module.
+
+    Module scope, not session: playwright's sync API keeps an event loop on this thread
+    while it lives, which the asyncio tests of other modules must not meet.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
