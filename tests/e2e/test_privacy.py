@@ -1,11 +1,13 @@
 """Privacy, end to end: after a real call, the room name and the users' addresses are
 nowhere but in the diagnostic log — not in any process's output, NATS subject or payload,
-Redis key or value, or /metrics — and the diagnostic log holds exactly the expected records.
+Redis key or value, /metrics, the /stats aggregates or any report — and the diagnostic log
+holds exactly the expected records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import concurrent.futures
 import re
 import secrets
@@ -23,6 +25,7 @@ from services.common.bus import NatsBus
 from services.common.diaglog import DiagLog
 from services.logpurge.store import DiagStore
 from tests.e2e.conftest import Stack, start_stack
+from tests.e2e.beacons import FOLDED, metrics_url, wait_counter
 from tests.e2e.pages import join, wait_for_video_from
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +77,14 @@ class Sniffer:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(10)
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> str:
+    import urllib.request
+
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(r.read().decode())
 
 
 def _redis_dump(url: str) -> list[str]:
@@ -131,12 +142,24 @@ def test_privacy_whole_stack_call_leaves_no_trace(private_stack: Stack, browser:
                 ctx.close()
     with urllib.request.urlopen(f"http://127.0.0.1:{private_stack.port}/metrics") as r:
         metrics_text = r.read().decode()
+    # the metrics service: its /metrics, the public aggregates behind /stats, every report
+    murl = metrics_url(private_stack.url)
+    wait_counter(murl, FOLDED, 1)
+    key_match = re.search(r"metrics API key \(made for this run\): (\S+)", private_stack.output())
+    assert key_match, "parley dev printed no metrics API key"
+    auth = {"Authorization": f"Bearer {key_match.group(1)}"}
+    published = [_get(f"{murl}/metrics"), _get(f"{murl}/stats.json"), _get(f"{murl}/stats.json")]
+    listing = json.loads(_get(f"{murl}/reports", auth))
+    for report in listing["reports"]:
+        for fmt in ("json", "csv"):
+            published.append(_get(f"{murl}/reports/{report['name']}?format={fmt}", auth))
+    metrics_text += "\n".join(published)
 
     secrets_ = [room, *ADDRESSES]
     outputs = private_stack.output()
     for s in secrets_:
         assert s not in outputs, f"{s} in a process's output"
-        assert s not in metrics_text, f"{s} in /metrics"
+        assert s not in metrics_text, f"{s} in /metrics, /stats or a report"
     for subject, payload in sniffer.seen:
         in_diag = subject.startswith(f"{subjects.PREFIX}.diag.")
         for s in secrets_:
