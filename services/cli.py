@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from services.common.settings import SettingsError
+from services.common.serve import fail, run_service
 
 app = typer.Typer(
     name="parley",
@@ -20,20 +20,7 @@ app = typer.Typer(
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"parley: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _serve(app_obj: Any, host: str, port: int) -> None:
-    import uvicorn
-
-    from services.common.logs import uvicorn_log_config
-
-    uvicorn.run(
-        app_obj, host=host, port=port, log_config=uvicorn_log_config(), access_log=False,
-        ws_per_message_deflate=False, server_header=False, proxy_headers=False,
-        timeout_graceful_shutdown=10,
-    )
+    fail(message, code)
 
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on [env PARLEY_HOST].")]
@@ -48,40 +35,18 @@ def rooms(host: Host = None, port: Port = None) -> None:
     from services.rooms.app import create_app
     from services.rooms.settings import RoomsSettings
 
-    overrides: dict[str, Any] = {
-        k: v for k, v in {"host": host, "port": port}.items() if v is not None
-    }
-    try:
-        settings = RoomsSettings(**overrides)
-        application = create_app(settings)
-    except SettingsError as exc:
-        _fail(str(exc))
-    _serve(application, settings.host, settings.port)
+    run_service(RoomsSettings, create_app, host=host, port=port)
 
 
 @app.command()
 def signaling(host: Host = None, port: Port = None) -> None:
     """Run the signalling service (websocket signalling, fan-out over NATS)."""
-    try:
-        importlib.util.find_spec("services.signaling.app")
-    except ModuleNotFoundError:
-        _fail("the signalling service is not part of this build")
-    import uvicorn
-
     from services.signaling.app import create_app, uvicorn_options
     from services.signaling.settings import SignalingSettings
 
-    overrides: dict[str, Any] = {
-        k: v for k, v in {"host": host, "port": port}.items() if v is not None
-    }
-    try:
-        settings = SignalingSettings(**overrides)
-        application = create_app(settings)
-    except SettingsError as exc:
-        _fail(str(exc))
     # the signalling service's own uvicorn options: sans-I/O websockets, no deflate, limits
-    options = {k: v for k, v in uvicorn_options(settings).items() if k != "factory"}
-    uvicorn.run(application, **options)
+    run_service(SignalingSettings, create_app, host=host, port=port,
+                uvicorn_options=uvicorn_options)
 
 
 @app.command()

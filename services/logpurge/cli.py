@@ -64,18 +64,11 @@ def main(
     """Run logpurge: a purge every PARLEY_LOGPURGE_INTERVAL seconds (default 1 h)."""
     if ctx.invoked_subcommand is not None:
         return
-    from services.cli import _serve
+    from services.common.serve import run_service
     from services.logpurge.app import create_app
     from services.logpurge.settings import LogpurgeSettings
 
-    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v}
-    try:
-        settings = LogpurgeSettings(**overrides)
-        application = create_app(settings)
-    except SettingsError as exc:
-        typer.echo(f"parley: {exc}", err=True)
-        raise typer.Exit(2) from None
-    _serve(application, settings.host, settings.port)
+    run_service(LogpurgeSettings, create_app, host=host, port=port)
 
 
 @app.command("run-once")

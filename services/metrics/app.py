@@ -56,14 +56,7 @@ def create_app(settings: MetricsSettings | None = None, *,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            bus = await NatsBus.connect(settings.nats_url, name="metrics")
-            stack.push_async_callback(bus.close)
-            redis = redisclient.connect(settings.redis_url)
-            stack.push_async_callback(redis.aclose)
-            epoch = await ensure_stream(bus.js, max_age=settings.metrics_raw_max_age,
-                                        dedup_window=settings.metrics_dedup_window)
-            store = AggregateStore(redis, retention_days=settings.metrics_retention_days,
-                                   raw_max_age=settings.metrics_raw_max_age)
+            bus, store, epoch = await _connect(stack, settings, name="metrics")
             app.state.bus = bus
             app.state.ctx = Context(
                 settings=settings, js=bus.js, store=store, clock=clock,
@@ -115,17 +108,24 @@ def create_app(settings: MetricsSettings | None = None, *,
     return app
 
 
+async def _connect(stack: contextlib.AsyncExitStack, settings: MetricsSettings, *,
+                   name: str) -> tuple[NatsBus, AggregateStore, int]:
+    """NATS and Redis (closed by `stack`), the beacon stream, the aggregate store."""
+    bus = await NatsBus.connect(settings.nats_url, name=name)
+    stack.push_async_callback(bus.close)
+    redis = redisclient.connect(settings.redis_url)
+    stack.push_async_callback(redis.aclose)
+    epoch = await ensure_stream(bus.js, max_age=settings.metrics_raw_max_age,
+                                dedup_window=settings.metrics_dedup_window)
+    store = AggregateStore(redis, retention_days=settings.metrics_retention_days,
+                           raw_max_age=settings.metrics_raw_max_age)
+    return bus, store, epoch
+
+
 async def run_aggregator_only(settings: MetricsSettings, stop: asyncio.Event) -> None:
     """`parley metrics aggregate`: only the aggregator (no HTTP), until `stop` is set."""
     setup_logging(settings.log_level, json_lines=settings.log_json, service="metrics-agg")
     async with contextlib.AsyncExitStack() as stack:
-        bus = await NatsBus.connect(settings.nats_url, name="metrics-aggregator")
-        stack.push_async_callback(bus.close)
-        redis = redisclient.connect(settings.redis_url)
-        stack.push_async_callback(redis.aclose)
-        epoch = await ensure_stream(bus.js, max_age=settings.metrics_raw_max_age,
-                                    dedup_window=settings.metrics_dedup_window)
-        store = AggregateStore(redis, retention_days=settings.metrics_retention_days,
-                               raw_max_age=settings.metrics_raw_max_age)
+        bus, store, epoch = await _connect(stack, settings, name="metrics-aggregator")
         await aggregator.run(bus.js, store, epoch=epoch, batch=settings.metrics_batch,
                              stop=stop)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from services.common.settings import SettingsError
 
 app = typer.Typer(help="Anonymous usage metrics: beacons in, k-anonymous reports out.",
                   invoke_without_command=True, add_completion=False)
@@ -21,23 +20,11 @@ def main(
     """Run the metrics service (env PARLEY_METRICS_*; see docs/metrics.md)."""
     if ctx.invoked_subcommand is not None:
         return
-    from pydantic import ValidationError
-
-    from services.cli import _serve
+    from services.common.serve import run_service
     from services.metrics.app import create_app
     from services.metrics.settings import MetricsSettings
 
-    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v}
-    try:
-        settings = MetricsSettings(**overrides)
-        application = create_app(settings)
-    except SettingsError as exc:
-        typer.echo(f"parley: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except ValidationError as exc:
-        typer.echo(f"parley: invalid metrics settings: {exc}", err=True)
-        raise typer.Exit(2) from None
-    _serve(application, settings.host, settings.port)
+    run_service(MetricsSettings, create_app, host=host, port=port)
 
 
 @app.command("make-key")
@@ -54,14 +41,16 @@ def aggregate() -> None:
     import asyncio
     import signal
 
+    from pydantic import ValidationError
+
+    from services.common.serve import fail, settings_error
     from services.metrics.app import run_aggregator_only
     from services.metrics.settings import MetricsSettings
 
     try:
         settings = MetricsSettings()
-    except SettingsError as exc:
-        typer.echo(f"parley: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        fail(settings_error(exc))
 
     async def go() -> None:
         stop = asyncio.Event()

@@ -125,3 +125,12 @@ def test_rooms_without_secrets_is_a_one_line_error() -> None:
                        text=True, timeout=60, env=env)
     assert r.returncode == 2
     assert r.stderr.strip() == "parley: PARLEY_TOKEN_KEY is not set"
+
+
+def test_service_with_an_invalid_setting_names_it() -> None:
+    env = {**os.environ, "PARLEY_ROOM_CAPACITY": "many", "PARLEY_TOKEN_KEY": "k",
+           "PARLEY_HASH_KEY": "h"}
+    r = subprocess.run([sys.executable, "-m", "services", "rooms"], capture_output=True,
+                       text=True, timeout=60, env=env, check=False)
+    assert r.returncode == 2
+    assert r.stderr.startswith("parley: PARLEY_ROOM_CAPACITY: Input should be a valid integer")

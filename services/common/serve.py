@@ -1,0 +1,63 @@
+"""Run one HTTP service from the CLI: settings from the environment, a clear one-line
+error for a missing or invalid setting, then uvicorn without its access log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from services.common.settings import SettingsError
+
+
+def settings_error(exc: ValidationError, prefix: str = "PARLEY_") -> str:
+    """`PARLEY_ROOM_CAPACITY: Input should be a valid integer` for the first bad setting."""
+    first = exc.errors()[0]
+    name = "_".join(str(p) for p in first["loc"]).upper()
+    return f"{prefix}{name}: {first['msg']}" if name else str(first["msg"])
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print `parley: message` on stderr and exit with `code`."""
+    typer.echo(f"parley: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def serve(app_obj: Any, host: str, port: int, **options: Any) -> None:
+    """Run an ASGI app with uvicorn: no access log (it prints addresses and paths)."""
+    import uvicorn
+
+    from services.common.logs import uvicorn_log_config
+
+    defaults: dict[str, Any] = {
+        "log_config": uvicorn_log_config(), "access_log": False,
+        "ws_per_message_deflate": False, "server_header": False, "proxy_headers": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    defaults.update(options)
+    uvicorn.run(app_obj, host=host, port=port, **defaults)
+
+
+def run_service(
+    settings_cls: type[Any],
+    create_app: Callable[[Any], Any],
+    *,
+    host: str | None,
+    port: int | None,
+    uvicorn_options: Callable[[Any], dict[str, Any]] | None = None,
+) -> None:
+    """Build settings (flags over env), the app, and serve it; bad settings exit 2."""
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        settings = settings_cls(**overrides)
+        application = create_app(settings)
+    except SettingsError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        fail(settings_error(exc))
+    options = dict(uvicorn_options(settings)) if uvicorn_options else {}
+    for key in ("host", "port", "factory"):
+        options.pop(key, None)
+    serve(application, settings.host, settings.port, **options)
