@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import os
 import signal
 import subprocess
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.infra import free_port
+
+# every service's output of this test run, removed when the run ends
+_LOG_DIR = tempfile.mkdtemp(prefix="parley-test-logs-")
+atexit.register(shutil.rmtree, _LOG_DIR, True)
 
 
 @dataclass
@@ -62,7 +68,7 @@ def start_service(name: str, args: list[str], env: dict[str, str], *, port: int 
                   ready_path: str = "/readyz") -> ServiceProcess:
     """Start `python -m services <name> --host 127.0.0.1 --port P <args>` and wait for it."""
     port = port or free_port()
-    fd, path = tempfile.mkstemp(prefix=f"parley-{name}-", suffix=".log")
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=_LOG_DIR)
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "services", name, "--host", "127.0.0.1", "--port", str(port), *args],

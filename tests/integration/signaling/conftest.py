@@ -23,6 +23,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.common.hashing import room_key
+from tests.procs import _LOG_DIR as LOG_DIR
 from services.common.infra import NatsServer, RedisServer, child_env, free_port
 from services.common.roomstate import RoomState
 from services.common.tokens import issue_join_token
@@ -50,7 +51,7 @@ class Replica:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(
-        prefix="signaling-", suffix=".log")[1]))
+        prefix="signaling-", suffix=".log", dir=LOG_DIR)[1]))
 
     @property
     def http(self) -> str:
