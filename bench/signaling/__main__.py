@@ -77,7 +77,9 @@ def start_replica(nats_url: str, redis_url: str) -> tuple[subprocess.Popen[bytes
     env = child_env(PARLEY_NATS_URL=nats_url, PARLEY_REDIS_URL=redis_url,
                     PARLEY_TOKEN_KEY=TOKEN_KEY, PARLEY_HASH_KEY=HASH_KEY,
                     PARLEY_HOST="127.0.0.1", PARLEY_PORT=str(port), PARLEY_LOG_LEVEL="warning",
-                    PARLEY_RATE_BURST="1000")
+                    PARLEY_RATE_BURST="1000",
+                    # the whole load comes from one address: no per-address socket limit
+                    PARLEY_CONNECT_BURST="1000000", PARLEY_CONNECT_RATE="100000")
     log_path = os.environ.get("BENCH_REPLICA_LOG")  # to look into a replica's own logs
     out = open(f"{log_path}.{port}", "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "services.signaling"], env=env,

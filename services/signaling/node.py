@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import os
 import secrets
 import time
 from collections import deque
@@ -19,6 +22,8 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from services.common.clientaddr import client_address
+from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
 from services.signaling import metrics as m
 from services.signaling import protocol as p
@@ -137,6 +142,9 @@ class Node:
         self.roombus = RoomBus(bus, self._on_bus)
         self.sessions: dict[Connection, Session] = {}
         self.draining = False
+        # new sockets per client address, in memory only, under a key made for this process
+        self._source_key = os.urandom(16)
+        self._connects = RateLimiter(rate=settings.connect_rate, burst=settings.connect_burst)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in = {t: m.MESSAGES_IN.labels(t) for t in (*p.CLIENT_TYPES, "invalid")}
 
@@ -186,6 +194,10 @@ class Node:
                 ws.headers.get("origin"), ws.headers.get("host"), self.settings.allowed_origins):
             await ws.close(code=1008)  # before accept: an HTTP 403
             return
+        if not self._connects.allow(self._source(ws), now=time.monotonic()):
+            m.ERRORS.labels("connect-rate").inc()
+            await ws.close(code=1008)  # an HTTP 403 before the handshake completes
+            return
         await ws.accept()
         conn = Connection(ws, max_frames=self.settings.send_queue_frames)
         session = Session(limits=self.limits, token_key=self.token_key, now=time.time())
@@ -212,6 +224,13 @@ class Node:
             conn.request_close(1011, "internal error; reconnect and resume")
         finally:
             await self._finish(conn, session)
+
+    def _source(self, ws: WebSocket) -> str:
+        """An opaque per-process key of the client address (never the address itself)."""
+        peer = ws.client.host if ws.client else None
+        addr = client_address(peer, ws.headers.get("x-forwarded-for"),
+                              self.settings.trusted_proxies)
+        return hmac.new(self._source_key, addr.encode(), hashlib.sha256).hexdigest()[:24]
 
     async def _run(self, conn: Connection, session: Session, effects: list[Effect]) -> None:
         for eff in effects:

@@ -65,8 +65,16 @@ class SignalingSettings(ParleySettings):
         "as too slow (1013; it may resume).")
     drain_timeout: float = Field(
         default=5.0, ge=0, description="Seconds to close sockets on SIGTERM before exit.")
+    connect_rate: float = Field(
+        default=5.0, gt=0, description="New sockets per second per client address "
+        "(kept in memory only, under a keyed hash).")
+    connect_burst: float = Field(
+        default=60.0, ge=1, description="New sockets a client address may open in a burst.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed when "
+        "rate-limiting new sockets per client address.")
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -253,6 +253,9 @@ seccompProfile:
   value: {{ .Values.config.otelExporter | quote }}
 - name: PARLEY_RETENTION_DAYS
   value: {{ .Values.config.retentionDays | quote }}
+{{- /* rooms (diagnostic address), signalling and metrics (per-address limits) read it */}}
+- name: PARLEY_TRUSTED_PROXIES
+  value: {{ .Values.config.trustedProxies | toJson | quote }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}
