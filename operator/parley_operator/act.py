@@ -123,10 +123,12 @@ async def _create_pod(
     mode = spec.exposure.mode
     host = lb_host(service) if mode == "LoadBalancer" else None
     port = node_port(service) if mode == "NodePort" else None
+    tcp_port = node_port(service, "TCP") if mode == "NodePort" else None
     if (mode == "LoadBalancer" and host is None) or (mode == "NodePort" and port is None):
         return False  # waits for its public address
     pod = m.build_relay_pod_spec(pool, spec, extras, relay_id=relay_id, secret=secret,
-                                 nats_url=rt.relay_nats_url, public_host=host, public_port=port)
+                                 nats_url=rt.relay_nats_url, public_host=host, public_port=port,
+                                 public_tcp_port=tcp_port)
     with contextlib.suppress(Conflict):
         await rt.kube.create(pod)
     return True

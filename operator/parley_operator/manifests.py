@@ -100,7 +100,7 @@ def _workers(spec: PoolSpec) -> int:
 
 def _env(
     spec: PoolSpec, *, relay_id: str, nats_url: str, public_host: str | None,
-    public_port: int | None,
+    public_port: int | None, public_tcp_port: int | None = None,
 ) -> list[dict[str, Any]]:
     p = spec.ports
     env: list[dict[str, Any]] = [
@@ -122,6 +122,8 @@ def _env(
                     "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
     if public_port is not None:
         env.append({"name": "PARLEY_RELAY_PUBLIC_PORT", "value": str(public_port)})
+    if public_tcp_port is not None:
+        env.append({"name": "PARLEY_RELAY_PUBLIC_TCP_PORT", "value": str(public_tcp_port)})
     if spec.allow_peers:
         env.append({"name": "PARLEY_RELAY_ALLOW_PEER", "value": " ".join(spec.allow_peers)})
     if p.tls is not None:
@@ -143,6 +145,7 @@ def _turn_ports(spec: PoolSpec) -> list[tuple[str, str, int]]:
 def build_relay_pod_spec(
     pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str, secret: str,
     nats_url: str, public_host: str | None = None, public_port: int | None = None,
+    public_tcp_port: int | None = None,
 ) -> dict[str, Any]:
     """The Pod of one relay.
 
@@ -153,7 +156,8 @@ def build_relay_pod_spec(
         secret: name of the TURN Secret (mounted; the relay rereads it on reload-secrets).
         nats_url: where the relay heartbeats and takes control requests.
         public_host: the address clients use (LoadBalancer ingress); None = the node's.
-        public_port: the port clients use when it is not the listening port (NodePort).
+        public_port: the UDP port clients use when it is not the listening port (NodePort).
+        public_tcp_port: likewise for TURN over TCP (a NodePort Service gives it its own).
 
     Returns:
         A core/v1 Pod manifest (restricted Pod Security profile, owner reference to the pool).
@@ -200,7 +204,7 @@ def build_relay_pod_spec(
         "imagePullPolicy": extras.image_pull_policy,
         "command": ["parley", "relay"],
         "env": _env(spec, relay_id=relay_id, nats_url=nats_url, public_host=public_host,
-                    public_port=public_port),
+                    public_port=public_port, public_tcp_port=public_tcp_port),
         "ports": container_ports,
         "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"},
                            "periodSeconds": 5},

@@ -167,10 +167,12 @@ def _public_address(
     return f"{host_ip}:{listen}"
 
 
-def node_port(svc: Mapping[str, Any] | None) -> int | None:
-    """The UDP node port of a relay's NodePort Service, once the API server assigned it."""
+def node_port(svc: Mapping[str, Any] | None, protocol: str = "UDP") -> int | None:
+    """A node port of a relay's NodePort Service (TURN's UDP one by default), once the API
+    server assigned it. UDP and TCP get node ports of their own."""
     for port in ((svc or {}).get("spec") or {}).get("ports") or []:
-        if port.get("protocol") == "UDP" and port.get("nodePort"):
+        if port.get("protocol") == protocol and port.get("nodePort") and (
+                protocol == "UDP" or port.get("name") != "turn-tls"):
             return int(port["nodePort"])
     return None
 

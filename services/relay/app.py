@@ -187,7 +187,7 @@ class Supervisor:
             relay_id=s.relay_id,
             public_host=s.public_host or s.effective_relay_ip(),
             udp_port=port,
-            tcp_port=port,
+            tcp_port=s.public_tcp_port or port,
             tls_port=tls[1] if tls else None,
             realm=s.realm,
             allocations=int(self.shared.total("allocations")),

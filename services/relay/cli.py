@@ -42,6 +42,10 @@ def relay(
         typer.Option(help="Port announced to rooms, if not the listen port (NodePort) "
                      "[PARLEY_RELAY_PUBLIC_PORT]"),
     ] = None,
+    public_tcp_port: Annotated[
+        int | None,
+        typer.Option(help="TCP port announced, if not the UDP one [PARLEY_RELAY_PUBLIC_TCP_PORT]"),
+    ] = None,
     ports: Annotated[
         str | None, typer.Option(help="Relayed port range LOW-HIGH [PARLEY_RELAY_PORTS]")
     ] = None,

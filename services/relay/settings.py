@@ -55,6 +55,10 @@ class RelaySettings(BaseSettings):
         default=None, ge=1, le=65535,
         description="Port clients use when it differs from the listen port (a NodePort).",
     )
+    public_tcp_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="TCP port clients use, when it differs from the UDP one (a NodePort).",
+    )
     ports: str = Field(default="49152-65535", description="Relayed port range LOW-HIGH.")
     realm: str = Field(default="parley", min_length=1, max_length=128)
     secret: str | None = Field(default=None, description="Current TURN REST shared secret.")

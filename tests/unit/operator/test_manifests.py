@@ -77,8 +77,21 @@ def test_build_relay_pod_spec_host_network_uses_node_address() -> None:
 
 
 def test_build_relay_pod_spec_node_port_announces_node_port() -> None:
-    pod = _pod({"exposure": {"mode": "NodePort"}}, public_port=31234)
+    pod = _pod({"exposure": {"mode": "NodePort"}}, public_port=31234, public_tcp_port=31999)
     assert _env(pod)["PARLEY_RELAY_PUBLIC_PORT"] == "31234"
+    assert _env(pod)["PARLEY_RELAY_PUBLIC_TCP_PORT"] == "31999"
+
+
+def test_node_port_per_protocol() -> None:
+    from parley_operator.observe import node_port
+
+    svc = {"spec": {"ports": [
+        {"name": "turn-udp", "protocol": "UDP", "port": 3478, "nodePort": 31234},
+        {"name": "turn-tcp", "protocol": "TCP", "port": 3478, "nodePort": 31999},
+        {"name": "turn-tls", "protocol": "TCP", "port": 443, "nodePort": 32000}]}}
+    assert node_port(svc) == 31234
+    assert node_port(svc, "TCP") == 31999
+    assert node_port({"spec": {"ports": [{"protocol": "UDP"}]}}) is None
 
 
 def test_build_relay_pod_spec_crd_only_fields() -> None:
