@@ -1,0 +1,1 @@
+"""bench/metrics: beacons through ingest → JetStream → aggregate (run with `python -m bench.metrics.run`)."""
