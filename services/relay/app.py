@@ -130,6 +130,14 @@ class Supervisor:
         """All workers alive (or finished after a drain)."""
         return all(p.is_alive() or p.exitcode == 0 for p in self.procs)
 
+    def draining_applied(self) -> bool:
+        """A drain was asked for and every worker refuses new allocations already.
+
+        Heartbeats report Draining only from then on, so whoever sees Draining (rooms,
+        the operator) can rely on new allocations being refused.
+        """
+        return bool(self.shared.get("draining")) and self.shared.all("draining")
+
     def ready(self) -> bool:
         """Serving and not draining."""
         return (
@@ -193,7 +201,7 @@ class Supervisor:
             allocations=int(self.shared.total("allocations")),
             capacity=s.total_quota,
             bytes_per_second=rate,
-            draining=bool(self.shared.get("draining")),
+            draining=self.draining_applied(),
         )
 
     async def run(self) -> int:

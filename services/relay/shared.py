@@ -25,6 +25,7 @@ WORKER_FIELDS: Final[tuple[str, ...]] = (
     "malformed",
     "dropped",
     "tcp_connections",
+    "draining",
     *(f"error_{c}" for c in ERROR_CODES),
 )
 _C: Final[dict[str, int]] = {n: i for i, n in enumerate(CONTROL_FIELDS)}

@@ -251,6 +251,7 @@ class Worker:
         s.worker_set(i, "malformed", stats.malformed)
         s.worker_set(i, "dropped", stats.dropped)
         s.worker_set(i, "tcp_connections", len(self.streams))
+        s.worker_set(i, "draining", 1 if self.server.draining else 0)
         for code in ERROR_CODES:
             s.worker_set(i, f"error_{code}", stats.errors.get(code, 0))
 
