@@ -1,4 +1,4 @@
-"""Prometheus `/metrics` endpoint helper for the FastAPI services."""
+"""The endpoints every FastAPI service has alike: Prometheus `/metrics` and `/healthz`."""
 
 from __future__ import annotations
 
@@ -13,5 +13,16 @@ def metrics_router(registry: CollectorRegistry = REGISTRY) -> APIRouter:
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def health_router() -> APIRouter:
+    """`GET /healthz`: the process is up (liveness); readiness is each service's own."""
+    router = APIRouter()
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     return router

@@ -21,7 +21,7 @@ from services.common.bus import Envelope, NatsBus
 from services.common.diaglog import DiagLog
 from services.common.httpapp import add_private_middleware, quiet_fastapi
 from services.common.logs import setup_logging
-from services.common.promhttp import metrics_router
+from services.common.promhttp import health_router, metrics_router
 from services.common.roomnames import RoomNameError, normalize
 from services.common.telemetry import setup_tracing
 from services.logpurge.policy import overdue
@@ -113,10 +113,7 @@ def create_app(settings: LogpurgeSettings | None = None) -> FastAPI:
                   **quiet_fastapi())
     add_private_middleware(app, service="logpurge")
     app.include_router(metrics_router())
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health_router())
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:

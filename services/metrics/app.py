@@ -20,7 +20,7 @@ from services.common import redisclient
 from services.common.bus import NatsBus
 from services.common.httpapp import add_private_middleware, quiet_fastapi
 from services.common.logs import setup_logging
-from services.common.promhttp import metrics_router
+from services.common.promhttp import health_router, metrics_router
 from services.common.ratelimit import RateLimiter
 from services.common.telemetry import setup_tracing
 from services.metrics import aggregator
@@ -92,10 +92,7 @@ def create_app(settings: MetricsSettings | None = None, *,
 
     app.include_router(build_router())
     app.include_router(metrics_router())
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health_router())
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:

@@ -17,7 +17,7 @@ from services.common.credentials import SecretSource
 from services.common.diaglog import DiagLog
 from services.common.httpapp import add_private_middleware, quiet_fastapi
 from services.common.logs import setup_logging
-from services.common.promhttp import metrics_router
+from services.common.promhttp import health_router, metrics_router
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
 from services.common.telemetry import setup_tracing
@@ -85,6 +85,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json", redoc_url=None, **quiet_fastapi())
     add_private_middleware(app, service="rooms")
     app.include_router(metrics_router())
+    app.include_router(health_router())
     app.include_router(api_router)
     app.include_router(web_router(web_dir))
     return app

@@ -135,11 +135,6 @@ def _metrics_url(request: Request) -> str | None:
 api_router = APIRouter()
 
 
-@api_router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @api_router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     ctx = _ctx(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.common.promhttp import metrics_router
+from services.common.promhttp import health_router, metrics_router
 from services.signaling.node import Node
 
 
@@ -45,10 +45,6 @@ def build_router() -> APIRouter:
     async def ws(websocket: WebSocket) -> None:
         await _node(websocket.app).serve(websocket)
 
-    @router.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     @router.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
         ok = await _node(request.app).ready()
@@ -56,4 +52,5 @@ def build_router() -> APIRouter:
                         status_code=200 if ok else 503, media_type="application/json")
 
     router.include_router(metrics_router())
+    router.include_router(health_router())
     return router
