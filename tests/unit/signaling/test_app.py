@@ -23,7 +23,12 @@ def test_gc_thresholds_space_out_young_collections() -> None:
 
 def test_router_routes() -> None:
     paths = {getattr(r, "path", "") for r in build_router().routes}
-    assert {"/ws", "/healthz", "/readyz"} <= paths  # /metrics: an included router
+    assert {"/ws", "/readyz"} <= paths  # /metrics and /healthz: included routers
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(SignalingSettings(token_key="k" * 32)))  # no lifespan run
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/metrics").status_code == 200
 
 
 def test_create_app_without_starting() -> None:
