@@ -1,1 +1,1 @@
-"""bench/metrics: beacons through ingest → JetStream → aggregate (run with `python -m bench.metrics.run`)."""
+"""bench/metrics: beacons through ingest → JetStream → aggregate (`python -m bench.metrics.run`)."""

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.infra import free_port as common_free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -32,16 +34,7 @@ LOSS = re.compile(r"Total lost packets (\d+) \(([\d.]+)%\), total send dropped (
 
 def free_port() -> int:
     """A port free for UDP and TCP on 127.0.0.1."""
-    while True:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+    return common_free_port(udp_too=True)
 
 
 def cpu_seconds(pid: int) -> float:

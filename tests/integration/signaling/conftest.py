@@ -109,9 +109,7 @@ class Replica:
             self.log.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="module")
-def replicas(nats_server: NatsServer, redis_server: RedisServer) -> Iterator[list[Replica]]:
-    """Two replicas shared by a module's tests."""
+def _replica_pair(nats_server: NatsServer, redis_server: RedisServer) -> Iterator[list[Replica]]:
     pair = [Replica(nats_server.url, redis_server.url) for _ in range(2)]
     try:
         for r in pair:
@@ -120,20 +118,19 @@ def replicas(nats_server: NatsServer, redis_server: RedisServer) -> Iterator[lis
     finally:
         for r in pair:
             r.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(nats_server: NatsServer, redis_server: RedisServer) -> Iterator[list[Replica]]:
+    """Two replicas shared by a module's tests."""
+    yield from _replica_pair(nats_server, redis_server)
 
 
 @pytest.fixture
 def fresh_replicas(nats_server: NatsServer,
                    redis_server: RedisServer) -> Iterator[list[Replica]]:
     """Two replicas of the test's own (to kill or stop)."""
-    pair = [Replica(nats_server.url, redis_server.url) for _ in range(2)]
-    try:
-        for r in pair:
-            r.start()
-        yield pair
-    finally:
-        for r in pair:
-            r.stop()
+    yield from _replica_pair(nats_server, redis_server)
 
 
 class Peer:
