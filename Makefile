@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e lint typecheck bench chart clean
+.PHONY: setup run test test-unit test-integration test-e2e test-k8s lint typecheck bench chart \
+        image cluster cluster-down k8s-binaries clean
 
 setup: $(STAMP)
 
@@ -50,5 +51,24 @@ chart: setup
 	done
 	$(BIN)/python -m pytest -q tests/chart
 
+# The one image, built with podman from wheels made here on a base made here (no registry).
+image: setup
+	tools/image/build.sh
+
+# A real control plane on loopback (etcd, kube-apiserver, controller-manager, scheduler,
+# KWOK): binaries built from the Go module proxy into ~/.cache/parley/k8s when missing.
+k8s-binaries:
+	tools/k8s/build.sh
+
+cluster: setup k8s-binaries
+	$(BIN)/python -m tests.k8s.controlplane up
+
+cluster-down: setup
+	$(BIN)/python -m tests.k8s.controlplane down
+
+# Only the tests against the real API server (the whole `make test` runs them too).
+test-k8s: setup k8s-binaries
+	$(BIN)/python -m pytest -q -m k8s tests/k8s tests/integration/operator
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
