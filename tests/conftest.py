@@ -3,6 +3,7 @@ and one headless Chromium (fake camera and microphone) for every browser test.""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import redis.asyncio as aioredis
 
 from services.common.bus import NatsBus
 from services.common.infra import NatsServer, RedisServer
+from tests.k8s.controlplane import ControlPlane, ControlPlaneError, build_binaries
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
@@ -51,6 +53,27 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[NatsBus]:
     b = await NatsBus.connect(nats_server.url, name="test")
     yield b
     await b.close()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler,
+    KWOK with one simulated node) on loopback for this test session.
+
+    Uses the binaries `make k8s-binaries` built (never builds them here: a cold build takes
+    minutes); skips with the reason when they are missing. `PARLEY_K8S_REQUIRED=1` (set by
+    .ci/run) turns that skip into a failure.
+    """
+    try:
+        bins = build_binaries(check_only=True)
+    except ControlPlaneError as exc:
+        if os.environ.get("PARLEY_K8S_REQUIRED") == "1":
+            pytest.fail(f"no control plane: {exc}")
+        pytest.skip(f"no control plane: {exc}")
+    plane = ControlPlane(tmp_path_factory.mktemp("cluster"))
+    plane.up(bins)
+    yield plane
+    plane.down()
 
 
 @pytest.fixture(scope="session")
