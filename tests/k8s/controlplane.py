@@ -60,11 +60,13 @@ def build_binaries(*, check_only: bool = False) -> Path:
     With `check_only`, never build: raise ControlPlaneError when any binary is missing.
     """
     argv = ["bash", str(BUILD_SCRIPT), *(["--check"] if check_only else [])]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          check=False)
+    # building shows its progress on stderr; checking only keeps stderr for the reason
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False,
+                          stderr=subprocess.PIPE if check_only else None)
     if proc.returncode != 0:
-        raise ControlPlaneError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
-                                else f"{BUILD_SCRIPT.name} failed (exit {proc.returncode})")
+        reason = (proc.stderr or "").strip().splitlines()
+        raise ControlPlaneError(reason[-1] if reason else
+                                f"{BUILD_SCRIPT.name} failed (exit {proc.returncode})")
     return Path(proc.stdout.strip().splitlines()[-1])
 
 

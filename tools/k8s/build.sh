@@ -24,7 +24,7 @@ STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-g
 
 if [ "${1:-}" = "--check" ]; then
   for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok-stages.yaml; do
-    [ -x "$BIN/$b" ] || { echo "k8s-build: $BIN/$b is missing (make k8s-binaries)" >&2; exit 3; }
+    [ -s "$BIN/$b" ] || { echo "k8s-build: $BIN/$b is missing (make k8s-binaries)" >&2; exit 3; }
   done
   echo "$BIN"; exit 0
 fi
