@@ -10,6 +10,7 @@ kopf's business; this module carries out everything the handlers decide.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -93,6 +94,11 @@ class Kube:
             "current-context": "api",
         })
         return cls(AsyncClient(config, field_manager=FIELD_MANAGER))
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | os.PathLike[str]) -> Kube:
+        """A client for the current context of the kubeconfig at `path`."""
+        return cls(AsyncClient(KubeConfig.from_file(path), field_manager=FIELD_MANAGER))
 
     @classmethod
     def from_environment(cls) -> Kube:

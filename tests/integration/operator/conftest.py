@@ -2,15 +2,17 @@
 on the session's real NATS, and the operator itself running in-process with kopf.
 
 Only the `api` fixture differs between the two variants: `fake` is kmock's in-memory
-Kubernetes API emulator; `cluster` (marked `k8s`) is whatever `KUBECONFIG` points at, with
-the RelayPool CRD installed, and is skipped when `KUBECONFIG` is not set.
+Kubernetes API emulator; `cluster` (marked `k8s`) is a real API server (the session's
+control plane, tests/k8s/controlplane.py) with the RelayPool CRD, where the operator logs in
+with its own ServiceAccount's token, bound by the chart's RBAC, in a fresh namespace: it
+must do everything with the rights the chart gives it, and its log shows no 403.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import logging
 import secrets
 import threading
 import time
@@ -28,6 +30,7 @@ from services.common.bus import Envelope, NatsBus
 from services.common.infra import NatsServer
 from services.common.messages import RelayControl, RelayHeartbeat
 from services.common.subjects import relay_heartbeat
+from tests.k8s.access import operator_access
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,6 +45,11 @@ class Api:
     namespace: str
     server: str | None  # None: the operator logs in like kubectl (KUBECONFIG)
     fake: bool
+    turn_secret: str | None = None  # the one TURN Secret the operator's RBAC allows
+
+    def secret_name(self, pool: str) -> str:
+        """The TURN Secret of `pool`: the chart's on a real cluster, else the pool's own."""
+        return self.turn_secret or f"{pool}-turn"
 
     async def assign_load_balancer(self, service: str, ip: str) -> None:
         """Play the cloud's load-balancer controller: give a Service its ingress address."""
@@ -65,7 +73,8 @@ def _declare_resources(kmock: Any) -> None:
 
 
 @pytest.fixture(params=["fake", pytest.param("cluster", marks=pytest.mark.k8s)])
-async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+async def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+              tmp_path: Any) -> AsyncIterator[Api]:
     """The Kubernetes API under the operator: the in-memory fake, or a real cluster."""
     if request.param == "fake":
         async with kmock.KubernetesEmulator() as fake, kmock.Server(fake):
@@ -75,14 +84,16 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
             yield api
             await api.kube.close()
         return
-    else:
-        if not os.environ.get("KUBECONFIG"):
-            pytest.skip("KUBECONFIG is not set: no real cluster")
-        api = Api(kube=Kube.from_environment(),
-                  namespace=os.environ.get("PARLEY_TEST_NAMESPACE", "default"),
-                  server=None, fake=False)
+    plane = request.getfixturevalue("control_plane")
+    access = await asyncio.to_thread(operator_access, plane, tmp_path)
+    # the operator (kopf and its client) logs in like kubectl: with only its own token
+    monkeypatch.setenv("KUBECONFIG", str(access.kubeconfig))
+    api = Api(kube=Kube.from_kubeconfig(plane.kubeconfig), namespace=access.namespace,
+              server=None, fake=False, turn_secret=access.turn_secret)
     yield api
     await api.kube.close()
+    await asyncio.to_thread(plane.kubectl, "delete", "namespace", access.namespace,
+                            "--wait=false")
 
 
 class Clock:
@@ -156,8 +167,12 @@ class Running:
 
 
 @pytest.fixture
-async def operator(api: Api, nats_server: NatsServer) -> AsyncIterator[Running]:
-    """The operator (kopf, in-process) against `api`, with a fake WebRTC probe."""
+async def operator(api: Api, nats_server: NatsServer,
+                   caplog: pytest.LogCaptureFixture) -> AsyncIterator[Running]:
+    """The operator (kopf, in-process) against `api`, with a fake WebRTC probe.
+
+    On a real cluster its log must show no 403: the chart's RBAC gives all it needs.
+    """
     running = Running(clock=Clock(), probes=[], probe_ok={})
 
     async def probe(address: str, secret: str) -> tuple[bool, str]:
@@ -176,9 +191,14 @@ async def operator(api: Api, nats_server: NatsServer) -> AsyncIterator[Running]:
                      probe=probe, clock=running.clock),))
     thread.start()
     assert await asyncio.to_thread(ready.wait, 20), "the operator did not start"
+    caplog.set_level(logging.INFO)
     yield running
     stop.set()
     await asyncio.to_thread(thread.join, 20)
+    if not api.fake:
+        denied = [r.getMessage() for r in caplog.records
+                  if "403" in r.getMessage() or "forbidden" in r.getMessage().lower()]
+        assert not denied, f"the operator was refused: {denied[:3]}"
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0) -> Any:
@@ -202,5 +222,6 @@ def pool_manifest(api: Api, spec: dict[str, Any], *, name: str | None = None) ->
                             "namespace": api.namespace}
     if api.fake:  # the fake keeps what it is given: kopf's JSON patches test resourceVersion
         meta["resourceVersion"] = "1"
+    extra = {"secretName": api.turn_secret} if api.turn_secret else {}
     return {"apiVersion": "parley.dev/v1alpha1", "kind": "RelayPool", "metadata": meta,
-            "spec": {"image": "parley:test", **spec}}
+            "spec": {"image": "parley:test", **extra, **spec}}

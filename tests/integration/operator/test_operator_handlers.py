@@ -75,7 +75,7 @@ async def test_relaypool_created_makes_services_pods_secret_and_status(
         owner = pod["metadata"].get("ownerReferences") or []
         assert not owner or owner[0]["kind"] == "RelayPool"
 
-    secret = await api.kube.get("Secret", f"{name}-turn", namespace=api.namespace)
+    secret = await api.kube.get("Secret", api.secret_name(name), namespace=api.namespace)
     assert secret is not None and _secret(secret, "current")
 
     for pod in pods:
@@ -172,7 +172,7 @@ async def test_relaypool_secret_rotated_keeps_previous(
         "secretRotation": {"periodHours": 24}})
 
     async def secret() -> dict[str, Any] | None:
-        return await api.kube.get("Secret", f"{name}-turn", namespace=api.namespace)
+        return await api.kube.get("Secret", api.secret_name(name), namespace=api.namespace)
 
     first = _secret(await eventually(secret), "current")
     relay = (await eventually(lambda: _relay_pods(api, name)))[0]["metadata"]["name"]
@@ -213,8 +213,14 @@ async def test_relaypool_failing_probe_replaces_relay(
     if api.fake:  # no kubelet: play it and give the pod its node address
         await api.kube.patch("Pod", relay, {"status": {"hostIP": "192.0.2.10"}},
                              namespace=api.namespace, status=True)
+
+    async def host_ip() -> str | None:  # on a real cluster KWOK gives the node's address
+        pod = await api.kube.get("Pod", relay, namespace=api.namespace)
+        return (pod or {}).get("status", {}).get("hostIP")
+
+    host = await eventually(host_ip)
     relays.load[relay] = 2
-    operator.probe_ok["192.0.2.10:3478"] = False
+    operator.probe_ok[f"{host}:3478"] = False
 
     async def degraded() -> dict[str, Any]:
         status = await _status(api, name)
