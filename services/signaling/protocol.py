@@ -55,6 +55,7 @@ class CloseCode(IntEnum):
     RESUME_FAILED = 4404
     JOIN_TIMEOUT = 4408
     NO_PLACE = 4409
+    MEMBERSHIP_ENDED = 4410  # the peer's slot ended: it left through rooms, or it expired
     ABUSE = 4429
 
 
@@ -202,12 +203,20 @@ class Welcome(_Wire):
     resume_key: str
     ping_interval: float
     resumed: bool = False  # addition: true when this welcome answers a resume
+    pending: list[str] = Field(default_factory=list)  # slots held with no socket yet
 
 
 class PeerJoined(_Wire):
     type: Literal["peer-joined"] = "peer-joined"
     peer_id: str
     media: MediaState = Field(default_factory=MediaState)  # addition to the draft
+
+
+class PeerPending(_Wire):
+    """A peer took a slot through rooms; its socket has not joined yet."""
+
+    type: Literal["peer-pending"] = "peer-pending"
+    peer_id: str
 
 
 class PeerLeft(_Wire):
@@ -249,7 +258,8 @@ class Error(_Wire):
 
 
 ServerMessage: TypeAlias = Annotated[
-    Welcome | PeerJoined | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong | Error,
+    Welcome | PeerJoined | PeerPending | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong
+    | Error,
     Field(discriminator="type"),
 ]
 _SERVER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
