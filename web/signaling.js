@@ -15,6 +15,7 @@ export const FATAL_CLOSE = Object.freeze({
   4401: "Your ticket to this room has expired.",
   4403: "That ticket is for another room.",
   4409: "This room is full.",
+  4410: "You are no longer in this room: you left it from elsewhere, or your place lapsed.",
   4429: "Too many messages: the server closed the connection.",
   4000: "This call was taken over by another connection.",
   4404: "We were away too long to pick the call up where it was.",
