@@ -21,10 +21,14 @@ export const FATAL_CLOSE = Object.freeze({
   4404: "We were away too long to pick the call up where it was.",
 });
 
+/** Close codes told in FATAL_CLOSE's words rather than the server's terse reason. */
+const OWN_WORDS = new Set([4410]);
+
 /** The socket closed for good (before or after the welcome). */
 export class SignalingError extends Error {
   constructor(code, reason) {
-    super(reason || FATAL_CLOSE[code] || `The signalling connection closed (${code}).`);
+    const words = OWN_WORDS.has(code) ? FATAL_CLOSE[code] : reason || FATAL_CLOSE[code];
+    super(words || `The signalling connection closed (${code}).`);
     this.name = "SignalingError";
     this.code = code;
   }
