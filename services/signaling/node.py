@@ -408,7 +408,11 @@ class Node:
             sink = room.sinks.get(peer)
             session = self.sessions.get(sink) if isinstance(sink, Connection) else None
             if isinstance(sink, Connection) and session is not None:
-                await self._run(sink, session, session.membership_ended())
+                try:  # the close goes first; if the departure fails, the reaper ends it
+                    await self._run(sink, session, session.membership_ended())
+                except Exception as exc:
+                    log.warning("departure after a membership ended failed: %s",
+                                type(exc).__name__)
             elif self.hub.drop_pending(rk, peer):
                 self.hub.broadcast(rk, p.encode(p.PeerLeft(peer_id=peer, reason=reason)))
 
@@ -438,7 +442,6 @@ class Node:
         for i in range(0, len(keys), HEARTBEAT_SLICE):
             rooms = {rk: self.hub.local_peers(rk) for rk in keys[i:i + HEARTBEAT_SLICE]}
             beat = await self.presence.heartbeat(rooms, now=now)
-            await self._check_members(rooms, now)
             for rk, peers in beat.reaped.items():
                 m.REAPED.inc(len(peers))
                 for peer in peers:
@@ -450,6 +453,7 @@ class Node:
                     sink = self.hub.rooms[rk].sinks.get(peer) if rk in self.hub.rooms else None
                     if sink is not None:
                         sink.kick(p.CloseCode.RESUME_FAILED, "session expired; join again")
+            await self._check_members(rooms, now)
 
     async def _check_members(self, rooms: dict[str, list[str]], now: float) -> None:
         """Close local sockets whose slot ended; forget pending slots that lapsed."""
