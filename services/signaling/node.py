@@ -408,11 +408,12 @@ class Node:
             sink = room.sinks.get(peer)
             session = self.sessions.get(sink) if isinstance(sink, Connection) else None
             if isinstance(sink, Connection) and session is not None:
-                try:  # the close goes first; if the departure fails, the reaper ends it
+                try:
                     await self._run(sink, session, session.membership_ended())
-                except Exception as exc:
+                except Exception as exc:  # close anyway; the reaper ends its presence
                     log.warning("departure after a membership ended failed: %s",
                                 type(exc).__name__)
+                    sink.request_close(p.CloseCode.MEMBERSHIP_ENDED, "membership ended")
             elif self.hub.drop_pending(rk, peer):
                 self.hub.broadcast(rk, p.encode(p.PeerLeft(peer_id=peer, reason=reason)))
 

@@ -146,6 +146,21 @@ async def test_membership_ended_without_event_closes_socket(
     await b.close()
 
 
+async def test_membership_expired_room_starts_afresh_without_the_old_socket(
+        stack: Stack, api: httpx.AsyncClient, redis: aioredis.Redis) -> None:
+    name = new_room()
+    old_info, old = await enter(api, stack.replicas[0].ws, name)
+    # its slot lapsed (as if signalling could not renew it for a minute)
+    members = RoomState.members_key(room_key(HASH_KEY, name))
+    await redis.zadd(members, {old_info["peer_id"]: time.time() - 1})
+    fresh_info = await api_join(api, name)
+    assert fresh_info["owner_key"] and fresh_info["owner_key"] != old_info["owner_key"]
+    assert await old.closed() == ENDED
+    fresh = await ws_join(stack.replicas[1].ws, name, fresh_info)
+    assert (fresh.welcome["peers"], fresh.welcome["pending"]) == ([], [])
+    await fresh.close()
+
+
 async def test_membership_renewal_closes_socket_of_a_non_member(
         nats_server: NatsServer, redis_server: RedisServer, stack: Stack,
         api: httpx.AsyncClient, redis: aioredis.Redis) -> None:

@@ -261,7 +261,7 @@ def test_session_reject_maps_close_code() -> None:
 
 def test_session_membership_ended_closes_4410_and_departs() -> None:
     s = joined_session()
-    assert s.membership_ended() == [Close(4410, "membership ended"), Depart()]
+    assert s.membership_ended() == [Depart(), Close(4410, "membership ended")]
     assert s.state is State.CLOSED and s.departed
     assert s.membership_ended() == []
 
