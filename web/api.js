@@ -47,9 +47,13 @@ export const getConfig = () => request("GET", "/config.json");
 /** POST /api/rooms: a fresh random room `{name, url}`. */
 export const createRoom = () => request("POST", "/api/rooms");
 
-/** POST /api/rooms/{name}/join: peer id, join token, ICE servers, room info, owner key. */
-export const joinRoom = (name, password = null) =>
-  request("POST", `${roomPath(name)}/join`, { password });
+/**
+ * POST /api/rooms/{name}/join: peer id, join token, ICE servers, room info, owner key.
+ * `ownerKey`: the room's owner key this tab was given, so that its owner stays the owner.
+ */
+export const joinRoom = (name, password = null, ownerKey = null) =>
+  request("POST", `${roomPath(name)}/join`,
+    ownerKey ? { password, owner_key: ownerKey } : { password });
 
 /** POST /api/rooms/{name}/lock (owner only). */
 export const lockRoom = (name, ownerKey, password) =>

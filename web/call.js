@@ -16,16 +16,25 @@ const DEFAULT_MEDIA = Object.freeze({ audio: true, video: true, screen: false })
 
 /**
  * The owner key of `room` for this tab: rooms gives it only to the first peer, so keep it
- * (sessionStorage: this tab only, gone when it closes) to stay the owner across a reload.
+ * (sessionStorage: this tab only, gone when it closes) and present it on the next join to
+ * stay the owner across a reload; rooms answers with it while it is still the room's.
  */
-function rememberOwnerKey(room, ownerKey) {
-  const key = `parley.owner.${room}`;
+function storedOwnerKey(room) {
   try {
-    if (ownerKey) sessionStorage.setItem(key, ownerKey);
-    return ownerKey || sessionStorage.getItem(key);
+    return sessionStorage.getItem(`parley.owner.${room}`);
   } catch {
-    return ownerKey;
+    return null;
   }
+}
+
+function rememberOwnerKey(room, ownerKey) {
+  try {
+    if (ownerKey) sessionStorage.setItem(`parley.owner.${room}`, ownerKey);
+    else sessionStorage.removeItem(`parley.owner.${room}`);
+  } catch {
+    /* storage unavailable: owner for this page only */
+  }
+  return ownerKey || null;
 }
 
 /**
@@ -78,7 +87,7 @@ export class Call extends Emitter {
    * locked, 409 full, 422 bad name, 429) or SignalingError.
    */
   async join(password = null) {
-    const info = await api.joinRoom(this.room, password);
+    const info = await api.joinRoom(this.room, password, storedOwnerKey(this.room));
     this.password = password;
     this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
     this.locked = Boolean(info.room && info.room.locked);
@@ -199,8 +208,8 @@ export class Call extends Emitter {
       this.emit("signaling", "reconnecting");
       try {
         for (const off of this._unsubscribe.splice(0)) off();
-        const info = await api.joinRoom(this.room, this.password);
-        this.info = { ...info, owner_key: this.info.owner_key || info.owner_key };
+        const info = await api.joinRoom(this.room, this.password, this.info.owner_key);
+        this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
         await this._connect(this.info);
         return;
       } catch (rejoinErr) {

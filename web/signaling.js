@@ -15,15 +15,20 @@ export const FATAL_CLOSE = Object.freeze({
   4401: "Your ticket to this room has expired.",
   4403: "That ticket is for another room.",
   4409: "This room is full.",
+  4410: "You are no longer in this room: you left it from elsewhere, or your place lapsed.",
   4429: "Too many messages: the server closed the connection.",
   4000: "This call was taken over by another connection.",
   4404: "We were away too long to pick the call up where it was.",
 });
 
+/** Close codes told in FATAL_CLOSE's words rather than the server's terse reason. */
+const OWN_WORDS = new Set([4410]);
+
 /** The socket closed for good (before or after the welcome). */
 export class SignalingError extends Error {
   constructor(code, reason) {
-    super(reason || FATAL_CLOSE[code] || `The signalling connection closed (${code}).`);
+    const words = OWN_WORDS.has(code) ? FATAL_CLOSE[code] : reason || FATAL_CLOSE[code];
+    super(words || `The signalling connection closed (${code}).`);
     this.name = "SignalingError";
     this.code = code;
   }

@@ -58,3 +58,16 @@ class AuditEvent(_Message):
     removed: int = Field(ge=0)
     at: float
     detail: dict[str, int] = Field(default_factory=dict)
+
+
+class MembershipEvent(_Message):
+    """A slot of a room taken or released through rooms, on `room_members(room key)`.
+
+    `joined`: a peer took a slot and has not opened its socket yet (others see it pending);
+    `left`: the peer left through `POST /api/rooms/{name}/leave` (its socket, wherever it
+    is, is closed with 4410). Expiry needs no event: signalling checks membership on every
+    heartbeat.
+    """
+
+    peer_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    event: Literal["joined", "left"]

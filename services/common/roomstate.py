@@ -1,9 +1,12 @@
 """Room state in Redis, shared by rooms (join, lock) and signalling (renew, leave).
 
 Per room, under the opaque room key: `members` (sorted set peer id → expiry) and `meta`
-(hash: owner key hash, lock flag, password hash, relay id). Joins are one Lua script, so
-capacity holds under any number of concurrent joins across replicas; membership expires
-unless renewed (signalling renews it while the socket lives).
+(hash: owner key hash, the owner's peer id, whether the owner's socket has joined, lock flag,
+password hash, relay id). Joins are one Lua script, so capacity holds under any number of
+concurrent joins across replicas. A slot taken through rooms lasts `join_grace` seconds; once
+signalling admits the peer's socket it renews the slot (`member_ttl`) while the socket lives.
+A slot with no socket is therefore released after the grace, and owner rights (lock,
+unlock) take effect only once the owner's socket has joined and while the owner is a member.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import redis.asyncio as aioredis
 from services.common.redisclient import key
 
 DEFAULT_MEMBER_TTL: Final[float] = 60.0
+DEFAULT_JOIN_GRACE: Final[float] = 15.0
 ROOM_IDLE_TTL: Final[int] = 24 * 3600
 MAX_PASSWORD_LENGTH: Final[int] = 256
 _SCRYPT: Final[dict[str, int]] = {"n": 2**14, "r": 8, "p": 1}
@@ -28,29 +32,46 @@ _JOIN: Final[str] = """
 local members, meta = KEYS[1], KEYS[2]
 local now, ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local peer, idle, owner_hash, pw = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local presented = ARGV[8]
 redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
 local owner = 0
 if redis.call('ZCARD', members) == 0 then
   -- an empty room starts afresh: the next peer owns it and any old lock is gone
-  redis.call('HSET', meta, 'owner', owner_hash, 'locked', '0')
-  redis.call('HDEL', meta, 'pw')
+  redis.call('HSET', meta, 'owner', owner_hash, 'owner_peer', peer, 'locked', '0')
+  redis.call('HDEL', meta, 'pw', 'owner_here')
   owner = 1
 elseif redis.call('HGET', meta, 'locked') == '1' and redis.call('HGET', meta, 'pw') ~= pw then
   return {-2, 0}
 end
-if redis.call('ZSCORE', members, peer) == false and redis.call('ZCARD', members) >= cap then
+local held = redis.call('ZSCORE', members, peer)
+if held == false and redis.call('ZCARD', members) >= cap then
   return {-1, 0}
 end
-redis.call('ZADD', members, now + ttl, peer)
+if owner == 0 and presented ~= '' and redis.call('HGET', meta, 'owner') == presented then
+  -- the owner came back as a new peer (a reload): its rights follow it once it joins
+  redis.call('HSET', meta, 'owner_peer', peer)
+  redis.call('HDEL', meta, 'owner_here')
+  owner = 2
+end
+if held == false or tonumber(held) < now + ttl then
+  redis.call('ZADD', members, now + ttl, peer)
+end
 redis.call('EXPIRE', members, idle)
 redis.call('EXPIRE', meta, idle)
 return {owner, redis.call('ZCARD', members)}
 """
 
 _RENEW: Final[str] = """
-local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', tonumber(ARGV[1]), ARGV[2])
-if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
-return n
+-- the peer's socket is in the room: extend its slot, unless it has ended (left, expired)
+local members, meta, peer = KEYS[1], KEYS[2], ARGV[3]
+local held = redis.call('ZSCORE', members, peer)
+if held == false or tonumber(held) <= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', members, tonumber(ARGV[2]), peer)
+redis.call('EXPIRE', members, tonumber(ARGV[4]))
+if redis.call('HGET', meta, 'owner_peer') == peer then
+  redis.call('HSET', meta, 'owner_here', '1')
+end
+return 1
 """
 
 
@@ -64,6 +85,10 @@ class RoomLocked(Exception):
 
 class NotOwner(Exception):
     """The owner key given does not match the room's."""
+
+
+class OwnerAbsent(Exception):
+    """The owner key matches, but the owner's socket has not joined (or the owner left)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +121,11 @@ def check_password(password: str, stored: str) -> bool:
 class RoomState:
     """Room membership, ownership and lock for one Redis."""
 
-    def __init__(self, redis: aioredis.Redis, *, member_ttl: float = DEFAULT_MEMBER_TTL) -> None:
+    def __init__(self, redis: aioredis.Redis, *, member_ttl: float = DEFAULT_MEMBER_TTL,
+                 join_grace: float = DEFAULT_JOIN_GRACE) -> None:
         self.redis = redis
         self.member_ttl = member_ttl
+        self.join_grace = join_grace
         self._join = redis.register_script(_JOIN)
         self._renew = redis.register_script(_RENEW)
 
@@ -114,11 +141,14 @@ class RoomState:
         return await self.redis.hget(self.meta_key(rk), "locked") == "1"
 
     async def join(
-        self, rk: str, peer_id: str, *, capacity: int, now: float, password: str | None = None
+        self, rk: str, peer_id: str, *, capacity: int, now: float, password: str | None = None,
+        owner_key: str | None = None,
     ) -> JoinResult:
-        """Add `peer_id` to the room atomically.
+        """Add `peer_id` to the room atomically, holding its slot for `join_grace` seconds.
 
-        Returns the owner key when this peer is the first one (it alone can lock the room).
+        Returns the owner key when this peer is the first one (it alone can lock the room,
+        once its socket has joined), or when it presents the room's current `owner_key`
+        (the owner coming back as a new peer: the rights move to it).
 
         Raises:
             RoomFull: capacity reached.
@@ -128,35 +158,52 @@ class RoomState:
         stored = await self.redis.hget(self.meta_key(rk), "pw")
         if stored and password is not None and check_password(password, str(stored)):
             proof = str(stored)
-        owner_key = secrets.token_urlsafe(18)
+        new_key = secrets.token_urlsafe(18)
         code, members = await self._join(
             keys=[self.members_key(rk), self.meta_key(rk)],
-            args=[now, self.member_ttl, capacity, peer_id, ROOM_IDLE_TTL, _digest(owner_key),
-                  proof],
+            args=[now, self.join_grace, capacity, peer_id, ROOM_IDLE_TTL, _digest(new_key),
+                  proof, _digest(owner_key) if owner_key else ""],
         )
         if code == -2:
             raise RoomLocked()
         if code == -1:
             raise RoomFull()
-        return JoinResult(owner_key if code == 1 else None, int(members))
+        given = {1: new_key, 2: owner_key}.get(int(code))
+        return JoinResult(given, int(members))
+
+    def _renew_args(self, peer_id: str, now: float) -> list[float | str | int]:
+        return [now, now + self.member_ttl, peer_id, ROOM_IDLE_TTL]
 
     async def renew(self, rk: str, peer_id: str, *, now: float) -> bool:
-        """Extend a live member's expiry; False if it had already expired or left."""
-        n = await self._renew(
-            keys=[self.members_key(rk)], args=[now + self.member_ttl, peer_id, ROOM_IDLE_TTL]
-        )
+        """The peer's socket is in the room: extend its slot by `member_ttl`.
+
+        Marks the owner as present when `peer_id` is the owner (rights take effect).
+
+        Returns:
+            False if the peer is no longer a member (it left, or its slot expired).
+        """
+        n = await self._renew(keys=[self.members_key(rk), self.meta_key(rk)],
+                              args=self._renew_args(peer_id, now))
         return bool(n)
 
-    async def renew_many(self, rk: str, peer_ids: list[str], *, now: float) -> int:
-        """Renew several members of one room in one round trip; how many were still there."""
+    async def renew_many(self, rk: str, peer_ids: list[str], *, now: float) -> list[str]:
+        """Renew several members of one room in one round trip; the ones no longer members."""
         if not peer_ids:
-            return 0
+            return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for peer_id in peer_ids:
-                await self._renew(keys=[self.members_key(rk)],
-                                  args=[now + self.member_ttl, peer_id, ROOM_IDLE_TTL],
-                                  client=pipe)
-            return sum(int(n) for n in await pipe.execute())
+                await self._renew(keys=[self.members_key(rk), self.meta_key(rk)],
+                                  args=self._renew_args(peer_id, now), client=pipe)
+            results = await pipe.execute()
+        return [peer for peer, n in zip(peer_ids, results, strict=True) if not int(n)]
+
+    async def members_many(self, rks: list[str], *, now: float) -> dict[str, set[str]]:
+        """The live members of several rooms, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rk in rks:
+                pipe.zrangebyscore(self.members_key(rk), f"({now!r}", "+inf")
+            results = await pipe.execute() if rks else []
+        return {rk: {str(m) for m in found} for rk, found in zip(rks, results, strict=True)}
 
     async def leave(self, rk: str, peer_id: str) -> bool:
         """Remove a member; True if it was there."""
@@ -164,22 +211,27 @@ class RoomState:
 
     async def members(self, rk: str, *, now: float) -> list[str]:
         """Live member peer ids."""
-        return [str(m) for m in await self.redis.zrangebyscore(self.members_key(rk), now, "+inf")]
+        return [str(m) for m in await self.redis.zrangebyscore(
+            self.members_key(rk), f"({now!r}", "+inf")]
 
-    async def _check_owner(self, rk: str, owner_key: str) -> None:
-        stored = await self.redis.hget(self.meta_key(rk), "owner")
+    async def _check_owner(self, rk: str, owner_key: str, now: float) -> None:
+        stored, owner_peer, here = await self.redis.hmget(
+            self.meta_key(rk), ["owner", "owner_peer", "owner_here"])
         if not stored or not hmac.compare_digest(str(stored), _digest(owner_key)):
             raise NotOwner()
+        held = await self.redis.zscore(self.members_key(rk), owner_peer) if owner_peer else None
+        if here != "1" or held is None or float(held) <= now:
+            raise OwnerAbsent()
 
-    async def lock(self, rk: str, *, owner_key: str, password: str) -> None:
-        """Lock the room with `password` (owner only). Raises NotOwner."""
-        await self._check_owner(rk, owner_key)
+    async def lock(self, rk: str, *, owner_key: str, password: str, now: float) -> None:
+        """Lock the room with `password` (owner only). Raises NotOwner, OwnerAbsent."""
+        await self._check_owner(rk, owner_key, now)
         await self.redis.hset(self.meta_key(rk), mapping={
             "locked": "1", "pw": hash_password(password)})
 
-    async def unlock(self, rk: str, *, owner_key: str) -> None:
-        """Unlock the room (owner only). Raises NotOwner."""
-        await self._check_owner(rk, owner_key)
+    async def unlock(self, rk: str, *, owner_key: str, now: float) -> None:
+        """Unlock the room (owner only). Raises NotOwner, OwnerAbsent."""
+        await self._check_owner(rk, owner_key, now)
         await self.redis.hset(self.meta_key(rk), "locked", "0")
         await self.redis.hdel(self.meta_key(rk), "pw")
 

@@ -40,6 +40,11 @@ def room_events(room_key: str) -> str:
     return f"{PREFIX}.room.{_token(room_key)}.events"
 
 
+def room_members(room_key: str) -> str:
+    """Slot changes of one room (rooms publishes `MembershipEvent`s; signalling listens)."""
+    return f"{PREFIX}.room.{_token(room_key)}.members"
+
+
 def room_all(room_key: str) -> str:
     """Every subject of one room: its events and its peers' inboxes (a wildcard)."""
     return f"{PREFIX}.room.{_token(room_key)}.>"

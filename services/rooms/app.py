@@ -69,7 +69,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             await follow_relays(bus, registry)
             app.state.ctx = RoomsContext(
                 settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
-                redis=redis, rooms=RoomState(redis, member_ttl=settings.member_ttl),
+                redis=redis, rooms=RoomState(redis, join_grace=settings.join_grace),
                 relays=registry, diag=diag,
                 limiter=RateLimiter(rate=settings.join_rate, burst=settings.join_burst),
                 web_dir=web_dir,

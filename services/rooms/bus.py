@@ -1,15 +1,16 @@
-"""Rooms' NATS wiring: feed relay heartbeats into the registry."""
+"""Rooms' NATS wiring: feed relay heartbeats into the registry; announce slot changes."""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 from pydantic import ValidationError
 
 from services.common import subjects
 from services.common.bus import Envelope, NatsBus
-from services.common.messages import RelayHeartbeat
+from services.common.messages import MembershipEvent, RelayHeartbeat
 from services.rooms.relays import RelayRegistry
 
 log = logging.getLogger(__name__)
@@ -30,3 +31,17 @@ async def follow_relays(bus: NatsBus, registry: RelayRegistry) -> object:
         registry.observe(hb, now=time.time())
 
     return await bus.subscribe(subjects.RELAY_HEARTBEATS, on_heartbeat)
+
+
+async def announce_membership(bus: NatsBus, rk: str, peer_id: str,
+                              event: Literal["joined", "left"]) -> None:
+    """Tell signalling a slot was taken or released (opaque room key and peer id only).
+
+    Best effort: a lost event delays the effect until signalling's next membership check
+    (one heartbeat), never undoes it.
+    """
+    data = MembershipEvent(peer_id=peer_id, event=event).model_dump_json().encode()
+    try:
+        await bus.publish(subjects.room_members(rk), data)
+    except Exception as exc:
+        log.warning("membership event not published: %s", type(exc).__name__)

@@ -19,8 +19,9 @@ from services.common.clientaddr import client_address
 from services.common.credentials import mint_turn_credential
 from services.common.hashing import ip_key, room_key
 from services.common.roomnames import RoomNameError, normalize, random_name
-from services.common.roomstate import NotOwner, RoomFull, RoomLocked
+from services.common.roomstate import NotOwner, OwnerAbsent, RoomFull, RoomLocked
 from services.common.tokens import TokenError, issue_join_token, verify_join_token
+from services.rooms.bus import announce_membership
 from services.rooms.relays import ice_servers_for
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ DIAG_FAILURES = Counter("parley_rooms_diag_write_failures_total", "Diagnostic wr
 NO_RELAY_WARNING = (
     "no TURN relay is available: calls between networks that block direct connections may fail"
 )
+OWNER_ABSENT = "the owner's rights take effect once the owner is in the call"
 HTML_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
@@ -49,6 +51,8 @@ class _Body(BaseModel):
 
 class JoinRequest(_Body):
     password: str | None = Field(default=None, max_length=256)
+    owner_key: str | None = Field(default=None, max_length=64, description=(
+        "The room's owner key, when its owner comes back as a new peer (a reload)."))
 
 
 class LockRequest(_Body):
@@ -184,6 +188,7 @@ async def join_room(name: str, request: Request, body: JoinRequest | None = None
         joined = await ctx.rooms.join(
             rk, peer_id, capacity=s.room_capacity, now=now,
             password=body.password if body else None,
+            owner_key=body.owner_key if body else None,
         )
     except RoomLocked:
         JOINS.labels("locked").inc()
@@ -191,6 +196,7 @@ async def join_room(name: str, request: Request, body: JoinRequest | None = None
     except RoomFull:
         JOINS.labels("full").inc()
         raise HTTPException(status_code=409, detail="room is full") from None
+    await announce_membership(ctx.bus, rk, peer_id, "joined")
 
     warnings: list[str] = []
     ice_servers: list[dict[str, Any]]
@@ -242,9 +248,12 @@ async def lock_room(name: str, body: LockRequest, request: Request) -> Response:
     _rate_limit(request, _client(request))
     rk = room_key(ctx.hash_key, _room(name))
     try:
-        await ctx.rooms.lock(rk, owner_key=body.owner_key, password=body.password)
+        await ctx.rooms.lock(rk, owner_key=body.owner_key, password=body.password,
+                             now=time.time())
     except NotOwner:
         raise HTTPException(status_code=403, detail="only the room's owner can lock it") from None
+    except OwnerAbsent:
+        raise HTTPException(status_code=409, detail=OWNER_ABSENT) from None
     return Response(status_code=204)
 
 
@@ -254,10 +263,12 @@ async def unlock_room(name: str, body: UnlockRequest, request: Request) -> Respo
     _rate_limit(request, _client(request))
     rk = room_key(ctx.hash_key, _room(name))
     try:
-        await ctx.rooms.unlock(rk, owner_key=body.owner_key)
+        await ctx.rooms.unlock(rk, owner_key=body.owner_key, now=time.time())
     except NotOwner:
         raise HTTPException(
             status_code=403, detail="only the room's owner can unlock it") from None
+    except OwnerAbsent:
+        raise HTTPException(status_code=409, detail=OWNER_ABSENT) from None
     return Response(status_code=204)
 
 
@@ -271,7 +282,8 @@ async def leave_room(name: str, body: LeaveRequest, request: Request) -> Respons
         raise HTTPException(status_code=401, detail="invalid token") from None
     if claims.room_key != rk:
         raise HTTPException(status_code=403, detail="token is for another room")
-    await ctx.rooms.leave(rk, claims.peer_id)
+    if await ctx.rooms.leave(rk, claims.peer_id):
+        await announce_membership(ctx.bus, rk, claims.peer_id, "left")
     return Response(status_code=204)
 
 

@@ -30,9 +30,10 @@ class RoomsSettings(ParleySettings):
     )
     room_capacity: int = Field(default=6, ge=1, le=50, description="Peers per room (full mesh).")
     join_token_ttl: int = Field(default=120, ge=10, le=3600, description="Join token life (s).")
-    member_ttl: float = Field(
-        default=60.0, ge=5, le=3600,
-        description="A member not renewed by signalling for this long (s) leaves the room.",
+    join_grace: float = Field(
+        default=15.0, ge=1, le=600,
+        description="A slot taken by a join whose socket has not joined signalling within "
+        "this long (s) is released; once the socket joins, signalling renews it.",
     )
     signaling_url: str = Field(
         default="",

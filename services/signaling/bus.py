@@ -1,8 +1,9 @@
 """NATS wiring: per-room subscriptions, reference-counted, and publication.
 
-A replica subscribes to a room (`parley.room.<room key>.>`: the room's broadcasts and its
-peers' inboxes) while it holds at least one socket of that room, and hands every message
-to one callback that fans it out locally. Subjects come from `services.common.subjects`
+A replica subscribes to a room (`parley.room.<room key>.>`: the room's broadcasts, its
+peers' inboxes and rooms' slot changes) while it holds at least one socket of that room, and
+hands each message to one of two callbacks: signalling's own (fanned out locally) or rooms'
+membership events. Subjects come from `services.common.subjects`
 and carry opaque keys only.
 """
 
@@ -48,13 +49,20 @@ class _Entry:
 class RoomBus:
     """Reference-counted room subscriptions over one bus connection."""
 
-    def __init__(self, bus: PubSub, on_message: OnMessage) -> None:
+    def __init__(self, bus: PubSub, on_message: OnMessage,
+                 on_membership: OnMessage | None = None) -> None:
         self.bus = bus
         self.on_message = on_message
+        self.on_membership = on_membership
         self.entries: dict[str, _Entry] = {}
 
     async def _handle(self, env: Envelope) -> None:
-        self.on_message(room_key_of(env.subject), env.data)
+        rk = room_key_of(env.subject)
+        if env.subject == subjects.room_members(rk):
+            if self.on_membership is not None:
+                self.on_membership(rk, env.data)
+            return
+        self.on_message(rk, env.data)
 
     async def acquire(self, rk: str) -> None:
         """Hold the room's subscription; returns once it is active."""

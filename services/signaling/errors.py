@@ -12,7 +12,8 @@ The tree::
     │       ├── Unauthorized       missing, invalid or expired token (4401)
     │       ├── WrongRoom          token for another room (4403)
     │       ├── ResumeFailed       the session to resume is gone (4404)
-    │       └── NoPlace            not (or no longer) a member of the room (4409)
+    │       ├── NoPlace            not (or no longer) a member of the room (4409)
+    │       └── MembershipEnded    the slot of the peer to resume has ended (4410)
     └── PresenceError              Redis presence state is not what we expected (local error)
 
 Protocol errors carry the `error.code` or the websocket close code they map to; the
@@ -91,6 +92,12 @@ class NoPlace(JoinRejected):
     """The peer is not (or no longer) a member of the room: join again through rooms."""
 
     close_code = 4409
+
+
+class MembershipEnded(JoinRejected):
+    """The peer's slot ended (it left through rooms, or it expired): no resume."""
+
+    close_code = 4410
 
 
 class PresenceError(SignalingError):

@@ -3,7 +3,9 @@
 One `Node` per process. Each socket gets a `Session` (the protocol, sans-I/O) and a
 `Connection` (a bounded outbox drained by its own writer task, so that fan-out never awaits
 a socket). A timer task ticks the sessions (join and idle timeouts) and, every heartbeat,
-renews presence for the local peers and reaps the peers whose grace is over.
+renews presence for the local peers, reaps the peers whose grace is over, and checks that
+every local peer still holds its slot in the room: a socket whose membership ended (left
+through rooms, expired) is closed with 4410, so a room never has more sockets than slots.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import os
 import secrets
 import time
 from collections import deque
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.common.clientaddr import client_address
+from services.common.messages import MembershipEvent
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
 from services.signaling import metrics as m
@@ -30,6 +34,7 @@ from services.signaling import protocol as p
 from services.signaling.bus import PubSub, RoomBus
 from services.signaling.errors import (
     JoinRejected,
+    MembershipEnded,
     NoPlace,
     PresenceError,
     ResumeFailed,
@@ -47,6 +52,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS: Final[float] = 1.0
 HEARTBEAT_SLICE: Final[int] = 200  # rooms per Redis pipeline
 FLUSH_SECONDS: Final[float] = 1.0  # how long a closing socket may take to write its close
+MAX_MEMBERSHIP_EVENT_BYTES: Final[int] = 1024
 
 
 class Connection:
@@ -137,9 +143,9 @@ class Node:
         self.replica = settings.replica_id
         self.redis = redis
         self.presence: Presence = presence or RedisPresence(redis, settings.deadlines())
-        self.roomstate = RoomState(redis)
+        self.roomstate = RoomState(redis, member_ttl=settings.member_ttl)
         self.hub = Hub()
-        self.roombus = RoomBus(bus, self._on_bus)
+        self.roombus = RoomBus(bus, self._on_bus, self._on_membership)
         self.sessions: dict[Connection, Session] = {}
         self.draining = False
         # new sockets per client address, in memory only, under a key made for this process
@@ -282,11 +288,14 @@ class Node:
         for gone in await self.presence.reap(rk, now=now):
             await self._announce_left(rk, gone, "timeout")
         snap = await self.presence.snapshot(rk, now=now)
-        self.hub.sync_view(rk, {pid: rec.media for pid, rec in snap.items()})
+        pending = [pid for pid in await self.roomstate.members(rk, now=now)
+                   if pid not in snap and pid != peer]
+        self.hub.sync_view(rk, {pid: rec.media for pid, rec in snap.items()}, pending)
         welcome = p.Welcome(
             peer_id=peer, resume_key=key, ping_interval=self.settings.ping_interval,
             resumed=resumed, peers=[p.PeerInfo(peer_id=pid, media=rec.media)
-                                    for pid, rec in snap.items() if pid != peer])
+                                    for pid, rec in snap.items() if pid != peer],
+            pending=sorted(pending))
         conn.release(first=p.encode(welcome))
         if resumed:  # close the socket it replaces, on whichever replica holds it
             header = BusHeader(kind="kick", src=peer, to=peer, conn=conn.conn_id, type="kick",
@@ -311,7 +320,11 @@ class Node:
                 raise ResumeFailed("session expired; join again")
             if res.outcome is ResumeOutcome.BAD_KEY:
                 raise ResumeFailed("wrong resume key")
-            await self.roomstate.renew(rk, peer, now=now)
+            if not await self.roomstate.renew(rk, peer, now=now):
+                # its slot ended while it was away (left through rooms, expired): no way back
+                if await self.presence.remove(rk, peer, conn=conn.conn_id):
+                    await self._announce_left(rk, peer, "left")
+                raise MembershipEnded("membership ended; join again through rooms")
             return True
         if not await self.roomstate.renew(rk, peer, now=now):
             raise NoPlace("not a member of the room; join again")
@@ -333,8 +346,9 @@ class Node:
                                     else "timeout"))
         header = BusHeader(kind="room", src=peer, event="left", type="peer-left",
                            sent=time.time())
-        await self.roombus.publish_room(rk, pack(header, frame))
+        # the slot first: a heartbeat in between must not see a member missing from the view
         await self.roomstate.leave(rk, peer)
+        await self.roombus.publish_room(rk, pack(header, frame))
 
     async def _finish(self, conn: Connection, session: Session) -> None:
         del self.sessions[conn]
@@ -367,6 +381,41 @@ class Node:
         if delivery.delivered:
             m.MESSAGES_OUT.labels(delivery.type).inc(delivery.delivered)
             m.FANOUT.observe(max(0.0, time.time() - header.sent))
+
+    def _on_membership(self, rk: str, data: bytes) -> None:
+        """Rooms took or released a slot of a room this replica holds sockets of."""
+        if len(data) > MAX_MEMBERSHIP_EVENT_BYTES:
+            return
+        try:
+            event = MembershipEvent.model_validate_json(data)
+        except ValidationError:
+            log.warning("dropped a malformed membership event")
+            return
+        if event.event == "joined":
+            if self.hub.add_pending(rk, event.peer_id):
+                self.hub.broadcast(rk, p.encode(p.PeerPending(peer_id=event.peer_id)))
+            return
+        self._spawn(self._end_memberships(rk, [event.peer_id], reason="left"))
+
+    async def _end_memberships(self, rk: str, peers: list[str], *,
+                               reason: Literal["left", "timeout"]) -> None:
+        """These peers no longer hold a slot: close their local sockets (4410), and tell the
+        local sockets about those that were pending here (they never had a socket)."""
+        room = self.hub.rooms.get(rk)
+        if room is None:
+            return
+        for peer in peers:
+            sink = room.sinks.get(peer)
+            session = self.sessions.get(sink) if isinstance(sink, Connection) else None
+            if isinstance(sink, Connection) and session is not None:
+                try:
+                    await self._run(sink, session, session.membership_ended())
+                except Exception as exc:  # close anyway; the reaper ends its presence
+                    log.warning("departure after a membership ended failed: %s",
+                                type(exc).__name__)
+                    sink.request_close(p.CloseCode.MEMBERSHIP_ENDED, "membership ended")
+            elif self.hub.drop_pending(rk, peer):
+                self.hub.broadcast(rk, p.encode(p.PeerLeft(peer_id=peer, reason=reason)))
 
     # --- timers --------------------------------------------------------------------------
 
@@ -405,14 +454,28 @@ class Node:
                     sink = self.hub.rooms[rk].sinks.get(peer) if rk in self.hub.rooms else None
                     if sink is not None:
                         sink.kick(p.CloseCode.RESUME_FAILED, "session expired; join again")
+            await self._check_members(rooms, now)
+
+    async def _check_members(self, rooms: dict[str, list[str]], now: float) -> None:
+        """Close local sockets whose slot ended; forget pending slots that lapsed."""
+        members = await self.roomstate.members_many(list(rooms), now=now)
+        for rk, live in members.items():
+            gone = [peer for peer in rooms[rk] if peer not in live]
+            if gone:
+                await self._end_memberships(rk, gone, reason="timeout")
+            for peer in self.hub.prune_pending(rk, live):
+                self.hub.broadcast(rk, p.encode(p.PeerLeft(peer_id=peer, reason="timeout")))
 
     async def _renew_members(self) -> None:
-        """Keep rooms' membership of local peers alive (rooms gives it a 60 s TTL)."""
+        """Keep the slots of local peers alive (`member_ttl`); close those that ended."""
         while True:
             await asyncio.sleep(self.settings.member_renew_interval)
             now = time.time()
             try:
                 for rk in list(self.hub.rooms):
-                    await self.roomstate.renew_many(rk, list(self.hub.local_peers(rk)), now=now)
+                    gone = await self.roomstate.renew_many(rk, self.hub.local_peers(rk),
+                                                           now=now)
+                    if gone:
+                        await self._end_memberships(rk, gone, reason="timeout")
             except Exception as exc:
                 log.warning("membership renewal failed: %s", type(exc).__name__)

@@ -9,6 +9,7 @@ JSON text a server message is sent as (encoded once, written to every recipient)
 from __future__ import annotations
 
 import json
+import re
 from enum import IntEnum
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
@@ -31,6 +32,11 @@ MAX_SDP_LENGTH: Final[int] = 60_000
 MAX_CANDIDATE_LENGTH: Final[int] = 2048
 MAX_CHAT_LENGTH: Final[int] = 2000
 DEFAULT_MAX_MESSAGE_BYTES: Final[int] = 65536
+# The deepest client message is three levels ({"data": {"candidate": {...}}}); a frame of a
+# few thousand nested brackets would exhaust the JSON parser's recursion (RecursionError).
+MAX_JSON_DEPTH: Final[int] = 32
+_JSON_STRING: Final[re.Pattern[str]] = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_JSON_BRACKET: Final[re.Pattern[str]] = re.compile(r"[\[\]{}]")
 
 PeerId: TypeAlias = Annotated[str, Field(pattern=PEER_ID_PATTERN)]
 
@@ -49,6 +55,7 @@ class CloseCode(IntEnum):
     RESUME_FAILED = 4404
     JOIN_TIMEOUT = 4408
     NO_PLACE = 4409
+    MEMBERSHIP_ENDED = 4410  # the peer's slot ended: it left through rooms, or it expired
     ABUSE = 4429
 
 
@@ -196,12 +203,20 @@ class Welcome(_Wire):
     resume_key: str
     ping_interval: float
     resumed: bool = False  # addition: true when this welcome answers a resume
+    pending: list[str] = Field(default_factory=list)  # slots held with no socket yet
 
 
 class PeerJoined(_Wire):
     type: Literal["peer-joined"] = "peer-joined"
     peer_id: str
     media: MediaState = Field(default_factory=MediaState)  # addition to the draft
+
+
+class PeerPending(_Wire):
+    """A peer took a slot through rooms; its socket has not joined yet."""
+
+    type: Literal["peer-pending"] = "peer-pending"
+    peer_id: str
 
 
 class PeerLeft(_Wire):
@@ -243,7 +258,8 @@ class Error(_Wire):
 
 
 ServerMessage: TypeAlias = Annotated[
-    Welcome | PeerJoined | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong | Error,
+    Welcome | PeerJoined | PeerPending | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong
+    | Error,
     Field(discriminator="type"),
 ]
 _SERVER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
@@ -260,6 +276,27 @@ def _describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `text` nests arrays/objects deeper than `limit`, before parsing it.
+
+    A cheap scan: when the frame holds no more brackets than `limit` it cannot nest
+    deeper (one C-speed count); otherwise strings are blanked out (brackets inside them do
+    not nest) and the brackets left are counted in order. Malformed input is judged by the
+    same count; the parser reports the rest.
+    """
+    if text.count("{") + text.count("[") <= limit:
+        return False
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
 def parse_client(frame: str | bytes, *,
                  max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> ClientMessage:
     """Parse one websocket frame from a client.
@@ -273,7 +310,8 @@ def parse_client(frame: str | bytes, *,
 
     Raises:
         TooLarge: the frame exceeds `max_bytes`.
-        BadMessage: not UTF-8 JSON, not an object, no string `type`, or fails its schema.
+        BadMessage: not UTF-8 JSON, nested deeper than `MAX_JSON_DEPTH`, not an object, no
+            string `type`, or fails its schema.
         UnknownType: `type` is not a client message type.
     """
     size = len(frame)  # bytes, or characters: a lower bound of the UTF-8 size
@@ -281,8 +319,14 @@ def parse_client(frame: str | bytes, *,
                             and len(frame.encode()) > max_bytes):
         raise TooLarge(f"message larger than {max_bytes} bytes")
     try:
-        doc = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = frame.decode() if isinstance(frame, bytes) else frame
+    except UnicodeDecodeError as exc:
+        raise BadMessage("not valid JSON") from exc
+    if json_depth_exceeds(text):
+        raise BadMessage(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise BadMessage("not valid JSON") from exc
     if not isinstance(doc, dict):
         raise BadMessage("message must be a JSON object")

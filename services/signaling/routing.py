@@ -6,12 +6,14 @@ replica decodes the header once and writes the same frame to each of its local s
 without awaiting any of them (each socket has a bounded outbox; see `Sink`).
 
 `Hub` is the table of rooms this replica holds sockets for: per room, the local sinks by
-peer id and the view of every peer in the room (on any replica) with its media state.
+peer id, the view of every peer in the room (on any replica) with its media state, and the
+peers that hold a slot but have no socket yet (pending).
 Everything here is synchronous and clock-free.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
@@ -80,6 +82,7 @@ class LocalRoom:
 
     sinks: dict[str, Sink] = field(default_factory=dict)
     view: dict[str, MediaState] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +131,46 @@ class Hub:
         room = self.rooms.get(rk)
         return room.view if room is not None else {}
 
-    def sync_view(self, rk: str, peers: dict[str, MediaState]) -> None:
-        """Replace a room's view with a fresh snapshot from presence."""
+    def sync_view(self, rk: str, peers: dict[str, MediaState],
+                  pending: Iterable[str] = ()) -> None:
+        """Replace a room's view (and pending slots) with a fresh snapshot."""
         room = self.rooms.get(rk)
         if room is not None:
             room.view.clear()
             room.view.update(peers)
+            room.pending = set(pending) - room.view.keys()
+
+    def add_pending(self, rk: str, peer: str) -> bool:
+        """A slot was taken by `peer` with no socket yet; True if that is news here."""
+        room = self.rooms.get(rk)
+        if room is None or peer in room.view or peer in room.sinks or peer in room.pending:
+            return False
+        room.pending.add(peer)
+        return True
+
+    def drop_pending(self, rk: str, peer: str) -> bool:
+        """`peer`'s slot ended before its socket joined; True if it was pending here."""
+        room = self.rooms.get(rk)
+        if room is None or peer not in room.pending:
+            return False
+        room.pending.discard(peer)
+        return True
+
+    def prune_pending(self, rk: str, members: Container[str]) -> list[str]:
+        """Drop the pending peers that are no longer `members`; the ones dropped."""
+        room = self.rooms.get(rk)
+        if room is None:
+            return []
+        gone = sorted(p for p in room.pending if p not in members)
+        room.pending.difference_update(gone)
+        return gone
+
+    def broadcast(self, rk: str, frame: str) -> int:
+        """Queue `frame` on every local socket of the room; how many took it."""
+        room = self.rooms.get(rk)
+        if room is None:
+            return 0
+        return sum(1 for sink in room.sinks.values() if sink.offer(frame))
 
     def local_peers(self, rk: str) -> list[str]:
         room = self.rooms.get(rk)
@@ -146,6 +183,7 @@ class Hub:
             return Delivery(0, header.type)
         if header.event == "joined" or header.event == "media":
             room.view[header.src] = header.media or MediaState()
+            room.pending.discard(header.src)
         elif header.event == "left":
             room.view.pop(header.src, None)
         if header.kind == "room":

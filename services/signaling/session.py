@@ -259,6 +259,13 @@ class Session:
             return self._close(p.CloseCode.JOIN_TIMEOUT, "idle timeout")
         return []
 
+    def membership_ended(self) -> list[Effect]:
+        """The peer's slot in the room ended: leave, with no grace, and close (4410)."""
+        if self.state is not State.JOINED:
+            return []
+        self.departed = True
+        return [Depart(), *self._close(p.CloseCode.MEMBERSHIP_ENDED, "membership ended")]
+
     def going_away(self) -> list[Effect]:
         """The server is shutting down: close so the client resumes elsewhere."""
         if self.state is State.CLOSED:

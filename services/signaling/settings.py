@@ -50,9 +50,12 @@ class SignalingSettings(ParleySettings):
         default=20.0, gt=0, description="Seconds a dropped peer id can be resumed.")
     heartbeat_interval: float = Field(
         default=5.0, gt=0, description="Seconds between presence heartbeats and reaps.")
+    member_ttl: float = Field(
+        default=60.0, ge=5, le=3600, description="Seconds a slot renewed for a peer with a "
+        "socket lasts; one whose socket is gone (past its resume grace) leaves after this.")
     member_renew_interval: float = Field(
         default=20.0, gt=0, description="Seconds between renewals of room membership "
-        "(rooms' member TTL is 60 s).")
+        "(a third of the member TTL).")
     join_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a new socket has to send `join` (4408).")
     ping_interval: float = Field(

@@ -119,6 +119,27 @@ def test_call_leave_gives_peer_left_and_removes_the_tile(stack: Any, new_page: N
     assert ui.connection_states(a) == {}
 
 
+def test_call_leaving_through_rooms_elsewhere_ends_the_call(stack: Any,
+                                                           new_page: NewPage) -> None:
+    a, b = new_page(), new_page()
+    room_url = ui.start_call(a, stack.url)
+    ui.join(a)
+    ui.open_room(b, room_url)
+    with b.expect_response(lambda r: r.url.endswith("/join")) as answer:
+        b_id = ui.join(b)
+    token = answer.value.json()["token"]
+    room = room_url.rstrip("/").rsplit("/", 1)[1]
+
+    # the same ticket used elsewhere (another tab, a script) to leave: the call must end
+    left = b.request.post(f"{stack.url}/api/rooms/{room}/leave", data={"token": token})
+    assert left.status == 204
+
+    expect(b.get_by_role("heading", name="The call ended")).to_be_visible(timeout=15_000)
+    expect(b.locator("#ended-message")).to_have_text(
+        "You are no longer in this room: you left it from elsewhere, or your place lapsed.")
+    expect(a.locator(ui.remote_video(b_id))).to_have_count(0, timeout=15_000)
+
+
 def test_call_three_pages_form_a_full_mesh(stack: Any, new_page: NewPage) -> None:
     a, b, c = new_page(), new_page(), new_page()
     room_url = ui.start_call(a, stack.url)

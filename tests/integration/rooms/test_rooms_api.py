@@ -11,11 +11,14 @@ import uuid
 import httpx
 import nats.errors
 import pytest
+import redis.asyncio as aioredis
 
 from services.common import subjects
 from services.common.bus import NatsBus
 from services.common.diaglog import DiagLog
 from services.common.messages import RelayHeartbeat
+from services.common.hashing import room_key
+from services.common.roomstate import RoomState
 from services.common.tokens import verify_join_token
 from tests.procs import ServiceProcess, start_service
 
@@ -102,7 +105,15 @@ async def test_leave_token_for_another_room_403(client: httpx.AsyncClient) -> No
     assert r.status_code == 401
 
 
-async def test_lock_room_semantics(client: httpx.AsyncClient) -> None:
+async def socket_joined(redis: aioredis.Redis, env: dict[str, str], name: str,
+                        peer_id: str) -> None:
+    """What signalling does when a peer's socket joins: renew its slot."""
+    assert await RoomState(redis).renew(room_key(env["PARLEY_HASH_KEY"], name), peer_id,
+                                        now=time.time())
+
+
+async def test_lock_room_semantics(client: httpx.AsyncClient, redis: aioredis.Redis,
+                                   parley_env: dict[str, str]) -> None:
     name = unique_room()
     owner = (await client.post(f"/api/rooms/{name}/join")).json()
     guest = (await client.post(f"/api/rooms/{name}/join")).json()
@@ -111,6 +122,13 @@ async def test_lock_room_semantics(client: httpx.AsyncClient) -> None:
         f"/api/rooms/{name}/lock", json={"owner_key": "not-the-key", "password": "pw"}
     )
     assert r.status_code == 403
+    # the owner's rights take effect once its socket is in the room
+    r = await client.post(
+        f"/api/rooms/{name}/lock", json={"owner_key": owner["owner_key"], "password": "pw"}
+    )
+    assert r.status_code == 409
+    assert r.json() == {"detail": "the owner's rights take effect once the owner is in the call"}
+    await socket_joined(redis, parley_env, name, owner["peer_id"])
     r = await client.post(
         f"/api/rooms/{name}/lock", json={"owner_key": owner["owner_key"], "password": "open sesame"}
     )

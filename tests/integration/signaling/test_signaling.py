@@ -104,6 +104,19 @@ async def test_signaling_malformed_input_keeps_socket(replicas: list[Replica],
     await a.close()
 
 
+async def test_signaling_deeply_nested_json_is_bad_message(replicas: list[Replica],
+                                                         room: Room) -> None:
+    a = await join(replicas[0].ws, room)
+    await a.send('{"type":"chat","text":' + "[" * 5000 + "]" * 5000 + "}")
+    assert await a.recv() == {"type": "error", "code": "bad-message",
+                              "message": "JSON nested deeper than 32 levels"}
+    await a.send(b"[" * 5000)
+    assert (await a.recv())["code"] == "bad-message"
+    await a.send({"type": "ping"})
+    assert await a.recv() == {"type": "pong"}
+    await a.close()
+
+
 async def test_signaling_oversized_repeatedly_closes_1009(replicas: list[Replica],
                                                          room: Room) -> None:
     a = await join(replicas[0].ws, room)

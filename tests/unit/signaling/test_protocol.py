@@ -84,6 +84,36 @@ def test_parse_client_not_utf8_bytes() -> None:
         p.parse_client(b"\xff\xfe{}")
 
 
+def test_parse_client_deeply_nested_is_bad_message() -> None:
+    frame = '{"type":"chat","text":' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(BadMessage) as info:
+        p.parse_client(frame)
+    assert info.value.message == "JSON nested deeper than 32 levels"
+
+
+def test_parse_client_deeply_nested_bytes_is_bad_message() -> None:
+    with pytest.raises(BadMessage, match="nested deeper"):
+        p.parse_client(b"[" * 5000)
+
+
+def test_parse_client_brackets_inside_strings_do_not_nest() -> None:
+    text = '[{\\"' + "[" * 100 + "{" * 100
+    msg = p.parse_client(json.dumps({"type": "chat", "text": text}))
+    assert isinstance(msg, p.Chat) and msg.text == text
+
+
+@pytest.mark.parametrize(("text", "exceeds"), [
+    ("[" * 32 + "]" * 32, False),
+    ("[" * 33 + "]" * 33, True),
+    ("[]" * 1000, False),
+    ('["' + "[" * 40 + '"]', False),
+    (r'["\\",' + "[" * 40, True),  # an escaped backslash ends the string
+    (r'"\"[' + "[" * 40, False),  # an escaped quote does not
+])
+def test_json_depth_exceeds_counts_nesting_outside_strings(text: str, exceeds: bool) -> None:
+    assert p.json_depth_exceeds(text) is exceeds
+
+
 def test_parse_client_not_an_object() -> None:
     with pytest.raises(BadMessage, match="JSON object"):
         p.parse_client("[1, 2]")

@@ -136,3 +136,34 @@ def test_hub_remove_stale_sink_keeps_replacement() -> None:
     hub.add("rk", "a", new)
     assert not hub.remove("rk", "a", old)
     assert hub.local_peers("rk") == ["a"]
+
+
+def test_hub_pending_slot_shown_until_peer_joins() -> None:
+    hub, _ = hub_with("a")
+    hub.sync_view("rk", {"a": MediaState(), "b": MediaState()}, pending=["b", "c"])
+    assert hub.rooms["rk"].pending == {"c"}  # b has a socket: it is in the view
+    assert hub.add_pending("rk", "d")
+    assert not hub.add_pending("rk", "d")  # not news twice
+    assert not hub.add_pending("rk", "a")  # a local socket is not pending
+    assert not hub.add_pending("other", "x")  # not a room of this replica
+    hub.deliver("rk", BusHeader(kind="room", src="d", event="joined"), "{}")
+    assert hub.rooms["rk"].pending == {"c"}
+    assert not hub.add_pending("rk", "d")  # joined meanwhile: the event came late
+
+
+def test_hub_pending_dropped_and_pruned() -> None:
+    hub, _ = hub_with("a")
+    hub.sync_view("rk", {"a": MediaState()}, pending=["b", "c", "d"])
+    assert hub.drop_pending("rk", "b")
+    assert not hub.drop_pending("rk", "b")
+    assert hub.prune_pending("rk", {"a", "d"}) == ["c"]
+    assert hub.rooms["rk"].pending == {"d"}
+    assert hub.prune_pending("other", set()) == []
+
+
+def test_hub_broadcast_reaches_every_local_socket() -> None:
+    hub, sinks = hub_with("a", "b")
+    sinks["b"].accept = False
+    assert hub.broadcast("rk", "frame") == 1
+    assert sinks["a"].frames == ["frame"]
+    assert hub.broadcast("other", "frame") == 0

@@ -257,3 +257,16 @@ def test_session_reject_maps_close_code() -> None:
     s = new_session()
     s.receive(join_frame(), now=T0)
     assert s.reject(NoPlace("full")) == [Close(4409, "full")]
+
+
+def test_session_membership_ended_closes_4410_and_departs() -> None:
+    s = joined_session()
+    assert s.membership_ended() == [Depart(), Close(4410, "membership ended")]
+    assert s.state is State.CLOSED and s.departed
+    assert s.membership_ended() == []
+
+
+def test_session_membership_ended_before_join_does_nothing() -> None:
+    s = new_session()
+    assert s.membership_ended() == []
+    assert s.state is State.AWAITING_JOIN
