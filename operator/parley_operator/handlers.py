@@ -196,9 +196,13 @@ def make_registry(opts: Options) -> kopf.OperatorRegistry:
     kopf.on.create(*res, registry=reg)(on_change)
     kopf.on.resume(*res, registry=reg)(on_change)
     kopf.on.update(*res, field="spec", registry=reg)(on_change)
-    kopf.timer(*res, interval=opts.reconcile_seconds, registry=reg)(on_timer)
+    # a round that failed (an API call cut short, a NATS hiccup) is retried at the next
+    # interval, not after kopf's default minute: the pool must not stall on a transient error
+    kopf.timer(*res, interval=opts.reconcile_seconds, backoff=opts.reconcile_seconds,
+               registry=reg)(on_timer)
     if opts.probe:
-        kopf.timer(*res, interval=opts.probe_tick_seconds, registry=reg)(on_probe_timer)
+        kopf.timer(*res, interval=opts.probe_tick_seconds, backoff=opts.probe_tick_seconds,
+                   registry=reg)(on_probe_timer)
     return reg
 
 

@@ -30,7 +30,8 @@ async def _status(api: Api, pool: str) -> dict[str, Any]:
 
 
 def _cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in status.get("conditions") or [] if c["type"] == type_)
+    """The condition of that type ({} until the operator has written it)."""
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
 
 
 def _secret(obj: dict[str, Any], key: str) -> str:
