@@ -114,6 +114,7 @@ class DevStack:
     name: str = "parley dev"
     children: list[Child] = field(default_factory=list)
     metrics_key: str | None = None
+    _made_metrics_key: bool = False
     _stop: bool = False
 
     @property
@@ -248,6 +249,16 @@ class DevStack:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = True
 
+    def internal_urls(self) -> dict[str, str]:
+        """`PARLEY_<SERVICE>_INTERNAL_URL`: each service's loopback address (its
+        /metrics for Prometheus, /readyz), recorded in run.env."""
+        out: dict[str, str] = {}
+        for c in self.children:
+            if c.ready_url and c.ready_url.startswith("http://"):
+                name = c.name.upper().replace("-", "_")
+                out[f"PARLEY_{name}_INTERNAL_URL"] = c.ready_url.rsplit("/", 1)[0]
+        return out
+
     def public_urls(self) -> list[str]:
         """Where people open Parley: the public URL, else this machine's addresses."""
         if self.public_url:
@@ -269,6 +280,9 @@ class DevStack:
             )
         state = StateDir(self.data_dir)
         try:
+            self._made_metrics_key = not (
+                os.environ.get("PARLEY_METRICS_API_KEYS")
+                or state.read(state.keys_file).get("PARLEY_METRICS_API_KEYS"))
             keys = state.keys({**os.environ, **self.extra_env})
         except (StateDirError, OSError) as exc:
             raise DevStackError(f"state dir: {exc}") from exc
@@ -291,7 +305,8 @@ class DevStack:
             if any(c.name == "relay" for c in self.children):
                 self._wait_relay_registered()
             if not self._stop:
-                state.write_run({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url})
+                state.write_run({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url,
+                                 **self.internal_urls()})
                 self._announce(nats, redis, state)
             while not self._stop:
                 for child in self.children:
@@ -317,7 +332,8 @@ class DevStack:
         print(f"  keys and admin settings: {state.keys_file} (parley logpurge finds them)",
               flush=True)
         if self.metrics_key:
-            print(f"  metrics API key: {self.metrics_key}", flush=True)
+            made = "made for this run" if self._made_metrics_key else f"from {state.keys_file}"
+            print(f"  metrics API key ({made}): {self.metrics_key}", flush=True)
         urls = self.public_urls()
         for extra in urls[1:]:
             print(f"  from other machines: {extra}", flush=True)
