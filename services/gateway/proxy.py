@@ -104,11 +104,15 @@ class Gateway:
                 return
             if not isinstance(event, h11.Request):
                 return
+            headers = list(event.headers.raw_items())
+            if len(event.target) + sum(len(k) + len(v) + 4 for k, v in headers) > MAX_HEAD:
+                # h11 caps only a head still arriving; one that came whole is checked here
+                await self._refuse(conn, writer, 431, "request header fields too large")
+                return
             route = self.table.match(event.target)
             if route is None:
                 await self._refuse(conn, writer, 404, "not found")
                 return
-            headers = list(event.headers.raw_items())
             if is_websocket(headers) and event.method == b"GET":
                 await self._tunnel(conn, reader, writer, event, route,
                                    forwarded_headers(headers, peer=peer, local=local,
