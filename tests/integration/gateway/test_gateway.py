@@ -17,7 +17,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from services.common.infra import free_port
 from services.gateway.cli import tls_context
 from services.gateway.proxy import Gateway, Limits
-from services.gateway.routing import Route, RouteTable
+from services.gateway.routing import RouteTable
 from tests.certs import make_certificate
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -103,7 +103,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def headers_of(body: dict[str, object]) -> dict[str, str]:
-    return {k: v for k, v in body["headers"]}  # type: ignore[attr-defined]
+    return dict(body["headers"])  # type: ignore[attr-defined]
 
 
 async def test_gateway_routes_like_the_ingress(rig: Rig) -> None:
