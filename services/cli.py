@@ -64,6 +64,9 @@ RelayHost = Annotated[str | None, typer.Option(
     "--relay-public-ip", "--relay-public-host",
     help="Address (or name) browsers reach the relay at; default: the address each "
     "request came in on.")]
+RelayListen = Annotated[str | None, typer.Option(
+    "--relay-host", help="Address the relay listens on (default: --host; 0.0.0.0 when "
+    "nginx or Caddy holds the public port and --host is 127.0.0.1).")]
 
 
 def _stack_or_fail(**kwargs: Any) -> None:
@@ -104,6 +107,7 @@ def dev(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     relay_public_ip: RelayHost = None,
+    relay_host: RelayListen = None,
 ) -> None:
     """Start NATS, Redis and every service as separate processes behind one port;
     Ctrl-C stops them all."""
@@ -113,6 +117,7 @@ def dev(
         host=host, port=port, signaling_replicas=signaling_replicas, relay=relay,
         force_relay=force_relay, data_dir=data_dir, public_url=_public_url(public_url),
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
+        relay_host=relay_host,
     )
 
 
@@ -130,6 +135,7 @@ def serve(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     relay_public_ip: RelayHost = None,
+    relay_host: RelayListen = None,
 ) -> None:
     """The single-server deployment: `parley dev` with settings from parley.toml, fixed
     relay ports (3478, TLS 5349), and metrics and the diagnostic log kept on disk."""
@@ -139,7 +145,8 @@ def serve(
     try:
         cfg = load_config(find_config(config, data_dir or default_dir()), {
             "port": port, "host": host, "data_dir": data_dir, "public_url": public_url,
-            "tls_cert": tls_cert, "tls_key": tls_key, "relay_public_host": relay_public_ip})
+            "tls_cert": tls_cert, "tls_key": tls_key, "relay_public_host": relay_public_ip,
+            "relay_host": relay_host})
     except ServeConfigError as exc:
         _fail(str(exc))
         return
@@ -150,6 +157,7 @@ def serve(
         relay=cfg.relay, force_relay=cfg.force_relay, data_dir=cfg.data_dir,
         public_url=cfg.public_url or _public_url(None), tls_cert=cfg.tls_cert,
         tls_key=cfg.tls_key, relay_public_host=cfg.relay_public_host,
+        relay_host=cfg.relay_host,
         relay_port=cfg.relay_port, relay_tls_port=cfg.relay_tls_port, keep_jetstream=True,
         extra_env=cfg.env, name="parley serve",
     )

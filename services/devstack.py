@@ -94,7 +94,9 @@ class DevStack:
     """NATS + Redis + services behind the gateway, supervised.
 
     `host`/`port` is the public port (the gateway); services listen on loopback. The relay
-    listens on `host` too, on `relay_port` (UDP and TCP) and, with TLS, `relay_tls_port`.
+    listens on `relay_host` (default: `host`; behind nginx or Caddy the gateway stays on
+    loopback and the relay listens on 0.0.0.0), on `relay_port` (UDP and TCP) and, with
+    TLS, `relay_tls_port`.
     """
 
     host: str = "127.0.0.1"
@@ -107,6 +109,7 @@ class DevStack:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     relay_public_host: str | None = None
+    relay_host: str | None = None  # where the relay listens; None: `host`
     relay_port: int | None = None  # None: a free port (dev); serve uses 3478
     relay_tls_port: int | None = None  # None: a free port when TLS is on
     keep_jetstream: bool = False  # JetStream files in the state dir, kept across restarts
@@ -192,7 +195,9 @@ class DevStack:
         listening ports are. It announces `relay_public_host`, or 127.0.0.1, which rooms
         replaces with the address each browser's request came in on.
         """
-        listen_host = self.host if self.host not in ("localhost",) else INTERNAL
+        listen_host = self.relay_host or self.host
+        if listen_host == "localhost":
+            listen_host = INTERNAL
         udp = self.relay_port or free_port(INTERNAL, udp_too=True)
         http = free_port(INTERNAL)
         argv = [*py, "relay", "--listen", f"{_bracket(listen_host)}:{udp}",

@@ -13,6 +13,7 @@ port = 443
 tls_cert = "/etc/parley/tls/fullchain.pem"  # TLS on the public port and TURN over TLS
 tls_key = "/etc/parley/tls/privkey.pem"
 relay_public_host = "203.0.113.7"      # else: the address each request came in on
+relay_host = "0.0.0.0"                 # where the relay listens (default: host)
 relay_port = 3478                      # TURN/STUN, UDP and TCP
 relay_tls_port = 5349                  # TURN over TLS (with tls_cert)
 
@@ -52,6 +53,7 @@ class ServeConfig(BaseModel):
     tls_key: Path | None = None
     relay: bool = True
     relay_public_host: str | None = None
+    relay_host: str | None = None
     relay_port: int = Field(default=3478, ge=1, le=65535)
     relay_tls_port: int = Field(default=5349, ge=1, le=65535)
     signaling_replicas: int = Field(default=1, ge=1, le=8)

@@ -47,27 +47,51 @@ def websocket_url(public_url: str, path: str = "/ws") -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
 
 
-def relay_host(announced: str, local_address: str | None) -> str:
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address((text or "").strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def relay_host(announced: str, local_address: str | None, *, client: str | None = None,
+               fallback: str | None = None) -> str:
     """The relay address to give a browser.
 
     A relay that announces a loopback or unspecified address (the single-server stack,
-    whose relay listens on every interface) is reached at the address the browser's
-    request came in on (`local_address`, the interface of this machine it used). Any other
-    announced address is used as it is. Without a usable local address the announced one
-    is returned.
+    whose relay listens on every interface) is reached at:
+
+    1. the address the browser's request came in on (`local_address`, the interface of
+       this machine it used), unless that is loopback;
+    2. else, for a browser that is not on this machine (`client` not loopback), the host
+       name it reached this server by (`fallback`: the public URL's, else the request's):
+       a proxy that does not tell the interface (Caddy) leaves only that;
+    3. else the announced address (a browser on this machine).
+
+    Any other announced address (`--relay-public-ip`, a cluster's relays) is used as it is.
     """
+    ann = _ip(announced)
+    if ann is None or not (ann.is_loopback or ann.is_unspecified):
+        return announced
+    local = _ip(local_address)
+    if local is not None and not (local.is_loopback or local.is_unspecified
+                                  or local.is_multicast):
+        return str(local)
+    remote = _ip(client)
+    if fallback and (remote is None or not remote.is_loopback):
+        return fallback
+    return "127.0.0.1" if ann.is_unspecified else announced
+
+
+def hostname(value: str | None) -> str | None:
+    """The host name of a URL or a Host header (no port, no brackets), or None."""
+    if not value:
+        return None
     try:
-        ip = ipaddress.ip_address(announced)
+        host = urlsplit(value if "//" in value else f"//{value}").hostname
     except ValueError:
-        return announced  # a DNS name
-    if not (ip.is_loopback or ip.is_unspecified) or not local_address:
-        return announced
-    try:
-        local = ipaddress.ip_address(local_address.strip().strip("[]"))
-    except ValueError:
-        return announced
-    if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
-        local = local.ipv4_mapped
-    if local.is_unspecified or local.is_multicast:
-        return announced
-    return str(local)
+        return None
+    return host or None

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.clientaddr import client_address, is_trusted_proxy
 from services.common.credentials import mint_turn_credential
 from services.common.hashing import ip_key, room_key
-from services.common.publicurl import page_url, relay_host, websocket_url
+from services.common.publicurl import hostname, page_url, relay_host, websocket_url
 from services.common.roomnames import RoomNameError, normalize, random_name
 from services.common.roomstate import NotOwner, RoomFull, RoomLocked
 from services.common.tokens import TokenError, issue_join_token, verify_join_token
@@ -219,7 +219,9 @@ async def join_room(name: str, request: Request, body: JoinRequest | None = None
         cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
         ice_servers = ice_servers_for(
             relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls,
-            host=relay_host(relay.public_host, _local_address(request)),
+            host=relay_host(relay.public_host, _local_address(request), client=ip,
+                            fallback=hostname(s.public_url)
+                            or hostname(request.headers.get("host"))),
         )
     token = issue_join_token(
         ctx.token_key, room=room, room_key=rk, peer_id=peer_id,
