@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class TestCertificate:
+class CertFiles:
     """PEM files of a CA and a server certificate signed by it."""
 
     ca: Path
@@ -25,7 +25,7 @@ class TestCertificate:
     spki_sha256: str  # base64 SHA-256 of the server key (Chromium's SPKI allowlist)
 
 
-def make_certificate(folder: Path, *, names: list[str], ips: list[str]) -> TestCertificate:
+def make_certificate(folder: Path, *, names: list[str], ips: list[str]) -> CertFiles:
     """A CA and a server certificate for `names` and `ips`, valid for a day."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -57,5 +57,5 @@ def make_certificate(folder: Path, *, names: list[str], ips: list[str]) -> TestC
     (folder / "key.pem").chmod(0o600)
     spki = key.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-    return TestCertificate(folder / "ca.pem", folder / "cert.pem", folder / "key.pem",
+    return CertFiles(folder / "ca.pem", folder / "cert.pem", folder / "key.pem",
                            base64.b64encode(hashlib.sha256(spki).digest()).decode())
