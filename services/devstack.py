@@ -349,6 +349,8 @@ class DevStack:
 
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         with socket.socket(family) as s:
+            # as the gateway binds: a restart must not wait for TIME_WAIT to pass
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((self.host, self.port))
             except OSError:
