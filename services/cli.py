@@ -108,6 +108,10 @@ def dev(
     tls_key: TlsKey = None,
     relay_public_ip: RelayHost = None,
     relay_host: RelayListen = None,
+    relay_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Relay UDP/TCP port (default: a free one).")] = None,
+    relay_tls_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Relay TLS port, with --tls-cert (default: a free one).")] = None,
 ) -> None:
     """Start NATS, Redis and every service as separate processes behind one port;
     Ctrl-C stops them all."""
@@ -117,7 +121,7 @@ def dev(
         host=host, port=port, signaling_replicas=signaling_replicas, relay=relay,
         force_relay=force_relay, data_dir=data_dir, public_url=_public_url(public_url),
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
-        relay_host=relay_host,
+        relay_host=relay_host, relay_port=relay_port, relay_tls_port=relay_tls_port,
     )
 
 

@@ -118,6 +118,7 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     metrics_key: str | None = None
     _made_metrics_key: bool = False
+    _relay_ports: str = ""
     _stop: bool = False
 
     @property
@@ -199,6 +200,7 @@ class DevStack:
         if listen_host == "localhost":
             listen_host = INTERNAL
         udp = self.relay_port or free_port(INTERNAL, udp_too=True)
+        self._relay_ports = f"UDP and TCP {udp}"
         http = free_port(INTERNAL)
         argv = [*py, "relay", "--listen", f"{_bracket(listen_host)}:{udp}",
                 "--relay-ip", INTERNAL, "--workers", "1", "--nats-url", nats_url,
@@ -207,6 +209,7 @@ class DevStack:
             argv += ["--public-host", self.relay_public_host]
         if self.tls:
             tls_port = self.relay_tls_port or free_port(INTERNAL)
+            self._relay_ports += f", TLS {tls_port}"
             argv += ["--tls-listen", f"{_bracket(listen_host)}:{tls_port}",
                      "--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         env = dict(base, PARLEY_RELAY_SECRET=secret)
@@ -271,8 +274,9 @@ class DevStack:
         port = "" if (self.port, self.scheme) in ((80, "http"), (443, "https")) \
             else f":{self.port}"
         urls = [f"{self.scheme}://localhost{port}"]
-        if self.host in ("0.0.0.0", "::"):
-            urls += [f"{self.scheme}://{_bracket(a)}{port}" for a in _outward_addresses()]
+        if self.host in ("0.0.0.0", "::"):  # one family each (asyncio sets IPV6_V6ONLY)
+            urls += [f"{self.scheme}://{_bracket(a)}{port}" for a in _outward_addresses()
+                     if (":" in a) == (self.host == "::")]
         elif self.host not in ("127.0.0.1", "localhost", "::1"):
             urls = [f"{self.scheme}://{_bracket(self.host)}{port}"]
         return urls
@@ -339,6 +343,10 @@ class DevStack:
         if self.metrics_key:
             made = "made for this run" if self._made_metrics_key else f"from {state.keys_file}"
             print(f"  metrics API key ({made}): {self.metrics_key}", flush=True)
+        if self._relay_ports and any(c.name == "relay" for c in self.children):
+            where = self.relay_public_host or "the address each browser used"
+            print(f"  relay (TURN) on {self.relay_host or self.host}: {self._relay_ports}; "
+                  f"handed out at {where}", flush=True)
         urls = self.public_urls()
         for extra in urls[1:]:
             print(f"  from other machines: {extra}", flush=True)
