@@ -33,7 +33,7 @@ READY_TIMEOUT: Final[float] = 30.0
 STOP_TIMEOUT: Final[float] = 10.0
 PR_SET_PDEATHSIG: Final[int] = 1
 INTERNAL: Final[str] = "127.0.0.1"  # every service but the gateway and the relay listens here
-TRUSTED_LOOPBACK: Final[str] = '["127.0.0.1/32", "::1/128"]'  # the gateway, for rooms
+TRUSTED_LOOPBACK: Final[tuple[str, ...]] = ("127.0.0.1/32", "::1/128")  # the gateway
 
 
 class DevStackError(RuntimeError):
@@ -158,10 +158,10 @@ class DevStack:
                                   env, f"http://{INTERNAL}:{p}{ready}"))
             return p
 
-        rooms_env = dict(base, PARLEY_TRUSTED_PROXIES=TRUSTED_LOOPBACK)
+        rooms_env = dict(base, PARLEY_TRUSTED_PROXIES=json.dumps(self._trusted_proxies()))
         rooms_env.pop("PARLEY_SIGNALING_URL", None)  # the gateway's /ws
         if _has("services.signaling.app"):
-            sig_env = dict(base, PARLEY_TRUSTED_PROXIES="127.0.0.1/32,::1/128")
+            sig_env = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
             routes["/ws"] = [
                 f"{INTERNAL}:{service(f'signaling-{i + 1}', ['signaling'], sig_env, '/readyz')}"
                 for i in range(self.signaling_replicas)]
@@ -170,7 +170,7 @@ class DevStack:
         if _has("services.logpurge.app"):
             service("logpurge", ["logpurge"], base, "/healthz")
         if _has("services.metrics.app"):
-            menv = dict(base, PARLEY_TRUSTED_PROXIES="127.0.0.1/32,::1/128")
+            menv = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
             if not menv.get("PARLEY_METRICS_API_KEYS"):
                 menv["PARLEY_METRICS_API_KEYS"] = secrets.token_urlsafe(32)
             self.metrics_key = menv["PARLEY_METRICS_API_KEYS"].split(",")[0]
@@ -186,6 +186,18 @@ class DevStack:
         routes["/"] = [f"{INTERNAL}:{rp}"]
         children.append(self._gateway_child(py, base, routes))
         return children
+
+    def _trusted_proxies(self) -> list[str]:
+        """Loopback (the gateway, a proxy on this machine) and PARLEY_TRUSTED_PROXIES (a
+        proxy elsewhere whose X-Forwarded-For the gateway keeps)."""
+        raw = self.extra_env.get("PARLEY_TRUSTED_PROXIES") or os.environ.get(
+            "PARLEY_TRUSTED_PROXIES", "")
+        text = raw.strip()
+        try:
+            extra = json.loads(text) if text.startswith("[") else text.split(",")
+        except ValueError as exc:
+            raise DevStackError(f"PARLEY_TRUSTED_PROXIES: not a JSON list: {exc}") from exc
+        return [*TRUSTED_LOOPBACK, *(str(c).strip() for c in extra if str(c).strip())]
 
     def _relay_child(self, py: list[str], base: dict[str, str], secret: str,
                      nats_url: str) -> Child:
@@ -218,6 +230,8 @@ class DevStack:
     def _gateway_child(self, py: list[str], base: dict[str, str],
                        routes: dict[str, list[str]]) -> Child:
         argv = [*py, "gateway", "--listen", f"{_bracket(self.host)}:{self.port}"]
+        for cidr in self._trusted_proxies():
+            argv += ["--trusted-proxy", cidr]
         for prefix, ups in routes.items():
             argv += ["--route", f"{prefix}={','.join(ups)}"]
         if self.tls:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import ssl
@@ -68,6 +69,11 @@ def gateway(
         host, _, port_text = listen.rpartition(":")
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ValueError(f"--listen: expected HOST:PORT, got {listen!r}")
+        for cidr in trusted_proxy:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"--trusted-proxy: not a CIDR: {cidr!r}") from None
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         ctx = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None

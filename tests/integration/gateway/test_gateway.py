@@ -229,3 +229,20 @@ async def test_gateway_tls_http_and_websocket(tmp_path: Path) -> None:
         await r.stop()
     assert headers_of(body)["x-forwarded-proto"] == "https"
     assert answer == f"echo over tls host=127.0.0.1:{r.port}"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--route", "ws=x"], "parley: expected /PREFIX=HOST:PORT[,HOST:PORT...], got 'ws=x'"),
+    (["--route", "/=127.0.0.1:1", "--trusted-proxy", "lan"],
+     "parley: --trusted-proxy: not a CIDR: 'lan'"),
+    (["--route", "/=127.0.0.1:1", "--tls-cert", "/nonexistent.pem"],
+     "parley: --tls-cert and --tls-key go together"),
+    ([], "parley: no --route given"),
+])
+def test_gateway_cli_bad_options_one_line(args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "services", "gateway", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr.strip()) == (2, message)
