@@ -1,7 +1,10 @@
-"""`parley dev`: the whole stack on one machine, each service its own process.
+"""`parley dev` / `parley serve`: the whole stack on one machine, each service a process.
 
-Starts NATS (JetStream) and Redis on free ports (embedded, see `services.common.infra`),
-then every service that this build has, waits for each one's `/readyz`, and prints the URL.
+Starts NATS (JetStream) and Redis on free loopback ports (embedded, see
+`services.common.infra`), then every service that this build has on loopback ports, and
+the gateway (`services.gateway`) on the one public port with the Ingress's path routing,
+waits for each one's `/readyz`, and prints the URL. Keys and the running stack's
+addresses live in the state dir (`services.statedir`), where the admin commands find them.
 Ctrl-C (or SIGTERM) stops every child and nothing is left running; a child that dies is
 reported by name and stops the stack with a non-zero exit.
 """
@@ -20,13 +23,17 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from services.common.infra import InfraError, NatsServer, RedisServer, free_port
+from services.statedir import StateDir, StateDirError
 
 READY_TIMEOUT: Final[float] = 30.0
 STOP_TIMEOUT: Final[float] = 10.0
 PR_SET_PDEATHSIG: Final[int] = 1
+INTERNAL: Final[str] = "127.0.0.1"  # every service but the gateway and the relay listens here
+TRUSTED_LOOPBACK: Final[tuple[str, ...]] = ("127.0.0.1/32", "::1/128")  # the gateway
 
 
 class DevStackError(RuntimeError):
@@ -84,118 +91,153 @@ class Child:
 
 @dataclass
 class DevStack:
-    """NATS + Redis + services, supervised."""
+    """NATS + Redis + services behind the gateway, supervised.
+
+    `host`/`port` is the public port (the gateway); services listen on loopback. The relay
+    listens on `relay_host` (default: `host`; behind nginx or Caddy the gateway stays on
+    loopback and the relay listens on 0.0.0.0), on `relay_port` (UDP and TCP) and, with
+    TLS, `relay_tls_port`.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
     signaling_replicas: int = 1
     relay: bool = True
     force_relay: bool = False
+    data_dir: Path | None = None
+    public_url: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    relay_public_host: str | None = None
+    relay_host: str | None = None  # where the relay listens; None: `host`
+    relay_port: int | None = None  # None: a free port (dev); serve uses 3478
+    relay_tls_port: int | None = None  # None: a free port when TLS is on
+    keep_jetstream: bool = False  # JetStream files in the state dir, kept across restarts
+    extra_env: dict[str, str] = field(default_factory=dict)
+    name: str = "parley dev"
     children: list[Child] = field(default_factory=list)
     metrics_key: str | None = None
+    _made_metrics_key: bool = False
+    _relay_ports: str = ""
     _stop: bool = False
 
-    def _env(
-        self, nats: NatsServer, redis: RedisServer, secrets_: dict[str, str]
-    ) -> dict[str, str]:
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def _env(self, nats: NatsServer, redis: RedisServer, keys: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(
-            {
-                "PARLEY_NATS_URL": nats.url,
-                "PARLEY_REDIS_URL": redis.url,
-                "PARLEY_TOKEN_KEY": secrets_["token"],
-                "PARLEY_HASH_KEY": secrets_["hash"],
-                "PARLEY_TURN_SECRET": secrets_["turn"],
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env.update(self.extra_env)
+        env.update(keys)
+        env.update({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url,
+                    "PYTHONUNBUFFERED": "1"})
+        if self.public_url:
+            env["PARLEY_PUBLIC_URL"] = self.public_url
         if self.force_relay:
             env["PARLEY_FORCE_RELAY"] = "true"
         return env
 
-    def plan(self, nats: NatsServer, redis: RedisServer) -> list[Child]:
-        """The service processes to start, with their ports and environment."""
-        secrets_ = {
-            k: os.environ.get(f"PARLEY_{k.upper()}_KEY") or secrets.token_urlsafe(32)
-            for k in ("token", "hash")
-        }
-        secrets_["turn"] = os.environ.get("PARLEY_TURN_SECRET") or secrets.token_urlsafe(32)
-        base = self._env(nats, redis, secrets_)
+    def plan(self, nats: NatsServer, redis: RedisServer,
+             keys: dict[str, str] | None = None) -> list[Child]:
+        """The processes to start (gateway last), with their ports and environment."""
+        if keys is None:
+            keys = {k: os.environ.get(k) or secrets.token_urlsafe(32)
+                    for k in ("PARLEY_TOKEN_KEY", "PARLEY_HASH_KEY", "PARLEY_TURN_SECRET")}
+        base = self._env(nats, redis, keys)
         py = [sys.executable, "-m", "services"]
         children: list[Child] = []
-        signaling_urls: list[str] = []
+        routes: dict[str, list[str]] = {}
+
+        def service(name: str, argv: list[str], env: dict[str, str], ready: str) -> int:
+            p = free_port(INTERNAL)
+            children.append(Child(name, [*py, *argv, "--host", INTERNAL, "--port", str(p)],
+                                  env, f"http://{INTERNAL}:{p}{ready}"))
+            return p
+
+        rooms_env = dict(base, PARLEY_TRUSTED_PROXIES=json.dumps(self._trusted_proxies()))
+        rooms_env.pop("PARLEY_SIGNALING_URL", None)  # the gateway's /ws
         if _has("services.signaling.app"):
-            for i in range(self.signaling_replicas):
-                p = free_port(self.host)
-                children.append(
-                    Child(
-                        f"signaling-{i + 1}",
-                        [*py, "signaling", "--host", self.host, "--port", str(p)],
-                        base,
-                        f"http://{self.host}:{p}/readyz",
-                    )
-                )
-                signaling_urls.append(f"ws://localhost:{p}/ws")
+            sig_env = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
+            routes["/ws"] = [
+                f"{INTERNAL}:{service(f'signaling-{i + 1}', ['signaling'], sig_env, '/readyz')}"
+                for i in range(self.signaling_replicas)]
         if self.relay and _has("services.relay.cli"):
-            udp = free_port(self.host, udp_too=True)
-            http = free_port(self.host)
-            relay_env = dict(base, PARLEY_RELAY_SECRET=secrets_["turn"])
-            children.append(
-                Child(
-                    "relay",
-                    [
-                        *py,
-                        "relay",
-                        "--listen",
-                        f"{self.host}:{udp}",
-                        "--relay-ip",
-                        self.host,
-                        "--workers",
-                        "1",
-                        "--nats-url",
-                        nats.url,
-                        "--http-port",
-                        str(http),
-                    ],
-                    relay_env,
-                    f"http://{self.host}:{http}/readyz",
-                )
-            )
+            children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"], nats.url))
         if _has("services.logpurge.app"):
-            p = free_port(self.host)
-            children.append(Child(
-                "logpurge", [*py, "logpurge", "--host", self.host, "--port", str(p)],
-                base, f"http://{self.host}:{p}/healthz"))
-        metrics_url = None
+            service("logpurge", ["logpurge"], base, "/healthz")
         if _has("services.metrics.app"):
-            p = free_port(self.host)
-            menv = dict(base)
+            menv = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
             if not menv.get("PARLEY_METRICS_API_KEYS"):
-                self.metrics_key = secrets.token_urlsafe(32)
-                menv["PARLEY_METRICS_API_KEYS"] = self.metrics_key
-            menv.setdefault("PARLEY_METRICS_ALLOWED_ORIGINS",
-                            f"http://localhost:{self.port},http://127.0.0.1:{self.port}")
+                menv["PARLEY_METRICS_API_KEYS"] = secrets.token_urlsafe(32)
+            self.metrics_key = menv["PARLEY_METRICS_API_KEYS"].split(",")[0]
             menv.setdefault("PARLEY_METRICS_PERIOD", "day")
-            menv.setdefault("PARLEY_METRICS_INCLUDE_CURRENT_PERIOD", "true")  # /stats shows today
-            children.append(Child(
-                "metrics", [*py, "metrics", "--host", self.host, "--port", str(p)],
-                menv, f"http://{self.host}:{p}/readyz"))
-            metrics_url = f"http://localhost:{p}"
-        rooms_env = dict(base)
-        if metrics_url:
-            rooms_env["PARLEY_METRICS_URL"] = metrics_url
-        if signaling_urls:
-            rooms_env["PARLEY_SIGNALING_URL"] = ",".join(signaling_urls)
-        children.insert(
-            0,
-            Child(
-                "rooms",
-                [*py, "rooms", "--host", self.host, "--port", str(self.port)],
-                rooms_env,
-                f"http://{self.host}:{self.port}/readyz",
-            ),
-        )
+            menv.setdefault("PARLEY_METRICS_INCLUDE_CURRENT_PERIOD", "true")  # /stats: today
+            mp = service("metrics", ["metrics"], menv, "/readyz")
+            for path in ("/beacon", "/reports", "/stats.json"):
+                routes[path] = [f"{INTERNAL}:{mp}"]
+            rooms_env["PARLEY_METRICS_URL"] = "self"  # the gateway routes the metrics paths
+        rp = free_port(INTERNAL)
+        children.insert(0, Child("rooms", [*py, "rooms", "--host", INTERNAL, "--port", str(rp)],
+                                 rooms_env, f"http://{INTERNAL}:{rp}/readyz"))
+        routes["/"] = [f"{INTERNAL}:{rp}"]
+        children.append(self._gateway_child(py, base, routes))
         return children
+
+    def _trusted_proxies(self) -> list[str]:
+        """Loopback (the gateway, a proxy on this machine) and PARLEY_TRUSTED_PROXIES (a
+        proxy elsewhere whose X-Forwarded-For the gateway keeps)."""
+        raw = self.extra_env.get("PARLEY_TRUSTED_PROXIES") or os.environ.get(
+            "PARLEY_TRUSTED_PROXIES", "")
+        text = raw.strip()
+        try:
+            extra = json.loads(text) if text.startswith("[") else text.split(",")
+        except ValueError as exc:
+            raise DevStackError(f"PARLEY_TRUSTED_PROXIES: not a JSON list: {exc}") from exc
+        return [*TRUSTED_LOOPBACK, *(str(c).strip() for c in extra if str(c).strip())]
+
+    def _relay_child(self, py: list[str], base: dict[str, str], secret: str,
+                     nats_url: str) -> Child:
+        """The relay: listens on the public host; relayed sockets on loopback.
+
+        Every peer of a room uses the same relay, so media only flows between this relay's
+        own allocations and relayed addresses need not be reachable from outside: only the
+        listening ports are. It announces `relay_public_host`, or 127.0.0.1, which rooms
+        replaces with the address each browser's request came in on.
+        """
+        listen_host = self.relay_host or self.host
+        if listen_host == "localhost":
+            listen_host = INTERNAL
+        udp = self.relay_port or free_port(INTERNAL, udp_too=True)
+        self._relay_ports = f"UDP and TCP {udp}"
+        http = free_port(INTERNAL)
+        argv = [*py, "relay", "--listen", f"{_bracket(listen_host)}:{udp}",
+                "--relay-ip", INTERNAL, "--workers", "1", "--nats-url", nats_url,
+                "--http-host", INTERNAL, "--http-port", str(http)]
+        if self.relay_public_host:
+            argv += ["--public-host", self.relay_public_host]
+        if self.tls:
+            tls_port = self.relay_tls_port or free_port(INTERNAL)
+            self._relay_ports += f", TLS {tls_port}"
+            argv += ["--tls-listen", f"{_bracket(listen_host)}:{tls_port}",
+                     "--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
+        env = dict(base, PARLEY_RELAY_SECRET=secret)
+        return Child("relay", argv, env, f"http://{INTERNAL}:{http}/readyz")
+
+    def _gateway_child(self, py: list[str], base: dict[str, str],
+                       routes: dict[str, list[str]]) -> Child:
+        argv = [*py, "gateway", "--listen", f"{_bracket(self.host)}:{self.port}"]
+        for cidr in self._trusted_proxies():
+            argv += ["--trusted-proxy", cidr]
+        for prefix, ups in routes.items():
+            argv += ["--route", f"{prefix}={','.join(ups)}"]
+        if self.tls:
+            argv += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
+        probe = INTERNAL if self.host in ("0.0.0.0", "::", "localhost") else self.host
+        return Child("gateway", argv, base, f"tcp://{_bracket(probe)}:{self.port}")
 
     def _wait_ready(self, child: Child) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -203,21 +245,16 @@ class DevStack:
             code = child.exited()
             if code is not None:
                 raise DevStackError(f"{child.name} exited with code {code} while starting")
-            if child.ready_url is None:
+            if child.ready_url is None or _ready(child.ready_url):
                 return
-            with (
-                contextlib.suppress(Exception),
-                urllib.request.urlopen(child.ready_url, timeout=1) as r,
-            ):
-                if r.status == 200:
-                    return
             time.sleep(0.1)
         if not self._stop:
             raise DevStackError(f"{child.name} was not ready within {READY_TIMEOUT:.0f}s")
 
     def _wait_relay_registered(self) -> None:
         """Wait until rooms has heard the relay's heartbeat, so the first join gets TURN."""
-        url = f"http://{self.host}:{self.port}/readyz"
+        rooms = next(c for c in self.children if c.name == "rooms")
+        url = rooms.ready_url or ""
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline and not self._stop:
             with (
@@ -234,23 +271,56 @@ class DevStack:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = True
 
+    def internal_urls(self) -> dict[str, str]:
+        """`PARLEY_<SERVICE>_INTERNAL_URL`: each service's loopback address (its
+        /metrics for Prometheus, /readyz), recorded in run.env."""
+        out: dict[str, str] = {}
+        for c in self.children:
+            if c.ready_url and c.ready_url.startswith("http://"):
+                name = c.name.upper().replace("-", "_")
+                out[f"PARLEY_{name}_INTERNAL_URL"] = c.ready_url.rsplit("/", 1)[0]
+        return out
+
+    def public_urls(self) -> list[str]:
+        """Where people open Parley: the public URL, else this machine's addresses."""
+        if self.public_url:
+            return [self.public_url]
+        port = "" if (self.port, self.scheme) in ((80, "http"), (443, "https")) \
+            else f":{self.port}"
+        urls = [f"{self.scheme}://localhost{port}"]
+        if self.host in ("0.0.0.0", "::"):  # one family each (asyncio sets IPV6_V6ONLY)
+            urls += [f"{self.scheme}://{_bracket(a)}{port}" for a in _outward_addresses()
+                     if (":" in a) == (self.host == "::")]
+        elif self.host not in ("127.0.0.1", "localhost", "::1"):
+            urls = [f"{self.scheme}://{_bracket(self.host)}{port}"]
+        return urls
+
     def run(self) -> int:
         """Start everything, supervise until Ctrl-C or a crash; return the exit code."""
         if not self._port_free():
             raise DevStackError(
                 f"port {self.port} is in use on {self.host}; pick another with --port"
             )
+        state = StateDir(self.data_dir)
+        try:
+            self._made_metrics_key = not (
+                os.environ.get("PARLEY_METRICS_API_KEYS")
+                or state.read(state.keys_file).get("PARLEY_METRICS_API_KEYS"))
+            keys = state.keys({**os.environ, **self.extra_env})
+        except (StateDirError, OSError) as exc:
+            raise DevStackError(f"state dir: {exc}") from exc
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         nats = redis = None
         code = 0
         try:
             try:
-                nats = NatsServer().start()
+                nats = NatsServer(store_dir=state.path / "nats" if self.keep_jetstream
+                                  else None).start()
                 redis = RedisServer().start()
             except InfraError as exc:
                 raise DevStackError(str(exc)) from exc
-            self.children = self.plan(nats, redis)
+            self.children = self.plan(nats, redis, keys)
             for child in self.children:
                 child.start()
             for child in self.children:
@@ -258,20 +328,15 @@ class DevStack:
             if any(c.name == "relay" for c in self.children):
                 self._wait_relay_registered()
             if not self._stop:
-                names = ", ".join(c.name for c in self.children)
-                print(f"  nats {nats.url}  redis {redis.url}", flush=True)
-                if self.metrics_key:
-                    print(f"  metrics API key (made for this run): {self.metrics_key}", flush=True)
-                print(
-                    f"Parley is running at http://localhost:{self.port}  ({names}; Ctrl-C stops)",
-                    flush=True,
-                )
+                state.write_run({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url,
+                                 **self.internal_urls()})
+                self._announce(nats, redis, state)
             while not self._stop:
                 for child in self.children:
                     rc = child.exited()
                     if rc is not None:
                         print(
-                            f"parley dev: {child.name} exited with code {rc}; stopping",
+                            f"{self.name}: {child.name} exited with code {rc}; stopping",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -280,13 +345,34 @@ class DevStack:
                         break
                 time.sleep(0.2)
         finally:
+            state.clear_run()
             self._shutdown(nats, redis)
         return code
+
+    def _announce(self, nats: NatsServer, redis: RedisServer, state: StateDir) -> None:
+        names = ", ".join(c.name for c in self.children)
+        print(f"  nats {nats.url}  redis {redis.url}", flush=True)
+        print(f"  keys and admin settings: {state.keys_file} (parley logpurge finds them)",
+              flush=True)
+        if self.metrics_key:
+            made = "made for this run" if self._made_metrics_key else f"from {state.keys_file}"
+            print(f"  metrics API key ({made}): {self.metrics_key}", flush=True)
+        if self._relay_ports and any(c.name == "relay" for c in self.children):
+            where = self.relay_public_host or "the address each browser used"
+            print(f"  relay (TURN) on {self.relay_host or self.host}: {self._relay_ports}; "
+                  f"handed out at {where}", flush=True)
+        urls = self.public_urls()
+        for extra in urls[1:]:
+            print(f"  from other machines: {extra}", flush=True)
+        print(f"Parley is running at {urls[0]}  ({names}; Ctrl-C stops)", flush=True)
 
     def _port_free(self) -> bool:
         import socket
 
-        with socket.socket() as s:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family) as s:
+            # as the gateway binds: a restart must not wait for TIME_WAIT to pass
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((self.host, self.port))
             except OSError:
@@ -302,3 +388,39 @@ class DevStack:
         for srv in (redis, nats):
             if srv is not None:
                 srv.stop()
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _ready(url: str) -> bool:
+    """`http://…/readyz` answers 200, or `tcp://host:port` accepts a connection."""
+    import socket
+
+    if url.startswith("tcp://"):
+        host, _, port = url[len("tcp://"):].rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+                return True
+        except OSError:
+            return False
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.status == 200)
+    except Exception:
+        return False
+
+
+def _outward_addresses() -> list[str]:
+    """This machine's address towards the rest of the network (no packet is sent)."""
+    import socket
+
+    found: list[str] = []
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((probe, 9))
+            addr = str(s.getsockname()[0])
+            if addr not in ("0.0.0.0", "::"):
+                found.append(addr)
+    return found

@@ -22,6 +22,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`parley dev` keeps keys in a state dir (~/.local/state/parley by default): the
+    tests use their own, never the person's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PARLEY_DATA_DIR", str(tmp_path_factory.mktemp("parley-state")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
     """A real nats-server -js started for this test session (never the machine's own)."""

@@ -11,6 +11,7 @@ const QUEUEABLE = new Set(["signal", "media-state", "chat"]);
 
 /** Close codes after which reconnecting with the same token cannot help. */
 export const FATAL_CLOSE = Object.freeze({
+  4003: "The server refused this page's address (Origin): open the call by the server's public address.",
   4400: "The server did not accept the join.",
   4401: "Your ticket to this room has expired.",
   4403: "That ticket is for another room.",
@@ -23,6 +24,22 @@ export const FATAL_CLOSE = Object.freeze({
 
 /** Close codes told in FATAL_CLOSE's words rather than the server's terse reason. */
 const OWN_WORDS = new Set([4410]);
+
+/**
+ * The websocket URL to open: config and join answers may give a path ("/ws"), resolved
+ * against this page's own origin (http: -> ws:, https: -> wss:).
+ */
+export function absoluteWebSocketUrl(url, base = window.location.href) {
+  let u;
+  try {
+    u = new URL(url, base);
+  } catch {
+    return url; // reported when the socket is opened
+  }
+  if (u.protocol === "http:") u.protocol = "ws:";
+  else if (u.protocol === "https:") u.protocol = "wss:";
+  return u.href;
+}
 
 /** The socket closed for good (before or after the welcome). */
 export class SignalingError extends Error {
@@ -45,7 +62,7 @@ export class SignalingClient extends Emitter {
   constructor({ url, room, token, media = null }) {
     super();
     this.media = media; // () => {audio, video, screen}: sent with every join
-    this.url = url;
+    this.url = absoluteWebSocketUrl(url);
     this.room = room;
     this.token = token;
     this.peerId = null;

@@ -29,6 +29,11 @@ def _trusted(addr: str, nets: Sequence[Network]) -> bool:
     return any(ip in n for n in nets)
 
 
+def is_trusted_proxy(peer: str | None, trusted: Sequence[str]) -> bool:
+    """Whether the socket peer is one of the trusted proxies (CIDRs)."""
+    return bool(peer) and _trusted(peer or "", parse_networks(tuple(trusted)))
+
+
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[str]) -> str:
     """The address to record: the nearest untrusted hop of X-Forwarded-For when `peer` is a
     trusted proxy, else `peer` itself. A forwarded header from anyone else is ignored."""

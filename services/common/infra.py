@@ -127,13 +127,15 @@ class EmbeddedServer:
 class NatsServer(EmbeddedServer):
     """`nats-server -js` on a free port; JetStream data under the temp dir."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, store_dir: Path | None = None) -> None:
         super().__init__("nats", port or free_port())
+        # JetStream's files: kept across restarts when given (`parley serve`), else temp
+        self.store_dir = store_dir
 
     def start(self) -> NatsServer:
         self._spawn([
             find_binary("nats-server"), "-js", "-a", self.host, "-p", str(self.port),
-            "-sd", str(self.workdir / "js"),
+            "-sd", str(self.store_dir or self.workdir / "js"),
         ])
         return self
 

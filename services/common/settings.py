@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.publicurl import parse_public_url
 
 
 class SettingsError(Exception):
@@ -40,6 +42,16 @@ class ParleySettings(BaseSettings):
     retention_days: int = Field(
         default=30, ge=1, le=3650, description="Diagnostic-log retention in days."
     )
+    public_url: str = Field(
+        default="",
+        description="Origin browsers use (https://chat.example.org): links, the websocket "
+        "URL and the allowed Origin derive from it; empty = paths relative to the request.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_origin(cls, value: str) -> str:
+        return parse_public_url(value)
 
     def require(self, name: str) -> str:
         """Return the secret setting `name`, or raise SettingsError naming its variable."""

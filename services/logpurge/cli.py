@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,6 +17,20 @@ from services.common.settings import SettingsError
 app = typer.Typer(help="The diagnostic log's purger (retention, erasure, audit).",
                   invoke_without_command=True, add_completion=False)
 T = TypeVar("T")
+_data_dir: list[Path | None] = [None]
+
+
+def _find_stack() -> None:
+    """Without PARLEY_HASH_KEY/PARLEY_NATS_URL, take them from the running single-server
+    stack's state dir (`services.statedir`); a cluster's explicit settings win."""
+    from services.statedir import StateDirError, load_admin_env
+
+    try:
+        load_admin_env(_data_dir[0])
+    except StateDirError as exc:
+        if not os.environ.get("PARLEY_HASH_KEY"):
+            typer.echo(f"parley: PARLEY_HASH_KEY is not set, and {exc}", err=True)
+            raise typer.Exit(2) from None
 
 
 def _settings() -> Any:
@@ -28,6 +44,7 @@ def _with_store(fn: Callable[[Any], Awaitable[T]]) -> T:
     from services.common.diaglog import DiagLog
     from services.logpurge.store import DiagStore
 
+    _find_stack()
     s = _settings()
     try:
         hash_key = s.require("hash_key")
@@ -60,8 +77,12 @@ def main(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Admin/health address.")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Admin/health port.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="State dir of a running `parley dev`/`parley serve` (default: PARLEY_DATA_DIR, "
+        "else ~/.local/state/parley); used when PARLEY_HASH_KEY is not set.")] = None,
 ) -> None:
     """Run logpurge: a purge every PARLEY_LOGPURGE_INTERVAL seconds (default 1 h)."""
+    _data_dir[0] = data_dir
     if ctx.invoked_subcommand is not None:
         return
     from services.common.serve import run_service

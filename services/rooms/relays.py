@@ -55,12 +55,17 @@ class RelayRegistry:
 
 
 def ice_servers_for(
-    hb: RelayHeartbeat | None, *, username: str, credential: str, stun_urls: list[str]
+    hb: RelayHeartbeat | None, *, username: str, credential: str, stun_urls: list[str],
+    host: str | None = None,
 ) -> list[dict[str, object]]:
-    """RTCIceServer entries for a relay (STUN + TURN UDP/TCP/TLS), or STUN-only without one."""
+    """RTCIceServer entries for a relay (STUN + TURN UDP/TCP/TLS), or STUN-only without one.
+
+    `host` replaces the relay's announced address (see `services.common.publicurl.relay_host`).
+    """
     if hb is None:
         return [{"urls": list(stun_urls)}] if stun_urls else []
-    host = f"[{hb.public_host}]" if ":" in hb.public_host else hb.public_host
+    address = host or hb.public_host
+    host = f"[{address}]" if ":" in address else address
     stun: list[str] = []
     turn: list[str] = []
     if hb.udp_port:

@@ -15,9 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.clientaddr import client_address
+from services.common.clientaddr import client_address, is_trusted_proxy
 from services.common.credentials import mint_turn_credential
 from services.common.hashing import ip_key, room_key
+from services.common.publicurl import hostname, page_url, relay_host, websocket_url
 from services.common.roomnames import RoomNameError, normalize, random_name
 from services.common.roomstate import NotOwner, OwnerAbsent, RoomFull, RoomLocked
 from services.common.tokens import TokenError, issue_join_token, verify_join_token
@@ -125,15 +126,30 @@ def _signaling_url(request: Request, *, advance: bool = True) -> str:
     if configured:
         urls = [u.strip() for u in configured.split(",") if u.strip()]
         return urls[next(_round_robin) % len(urls)] if advance else urls[0]
-    scheme = "wss" if request.url.scheme == "https" else "ws"
-    return f"{scheme}://{request.url.netloc}/ws"
+    return websocket_url(_ctx(request).settings.public_url)
 
 
 def _metrics_url(request: Request) -> str | None:
-    configured: str | None = _ctx(request).settings.metrics_url
+    """`self` (an Ingress or the gateway routes the metrics paths) is this origin's `/`."""
+    s = _ctx(request).settings
+    configured: str | None = s.metrics_url
     if configured == "self":
-        return f"{request.url.scheme}://{request.url.netloc}"
+        return page_url(s.public_url, "/")
     return configured or None
+
+
+def _local_address(request: Request) -> str | None:
+    """The address of this machine that the browser's connection came in on.
+
+    Behind the single-server gateway (or nginx, Caddy) it is the proxy's
+    `X-Parley-Local-Addr`, believed only from a trusted proxy; else this socket's own.
+    """
+    peer = request.client.host if request.client else ""
+    header = request.headers.get("x-parley-local-addr")
+    if header and is_trusted_proxy(peer, _ctx(request).settings.trusted_proxies):
+        return header.split(",")[-1].strip()
+    server = request.scope.get("server")
+    return str(server[0]) if server else None
 
 
 api_router = APIRouter()
@@ -171,7 +187,7 @@ async def create_room(request: Request) -> CreatedRoom:
     _rate_limit(request, _client(request))
     name = random_name()
     ROOMS_CREATED.inc()
-    return CreatedRoom(name=name, url=f"{request.base_url}{name}")
+    return CreatedRoom(name=name, url=page_url(_ctx(request).settings.public_url, f"/{name}"))
 
 
 @api_router.post("/api/rooms/{name}/join")
@@ -208,7 +224,10 @@ async def join_room(name: str, request: Request, body: JoinRequest | None = None
     else:
         cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
         ice_servers = ice_servers_for(
-            relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls
+            relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls,
+            host=relay_host(relay.public_host, _local_address(request), client=ip,
+                            fallback=hostname(s.public_url)
+                            or hostname(request.headers.get("host"))),
         )
     token = issue_join_token(
         ctx.token_key, room=room, room_key=rk, peer_id=peer_id,

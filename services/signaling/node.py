@@ -48,6 +48,10 @@ from services.signaling.session import Authorize, Close, Depart, Effect, Publish
 from services.signaling.settings import SignalingSettings
 
 log = logging.getLogger(__name__)
+# At most 123 bytes (RFC 6455 §5.5): the words the page shows.
+ORIGIN_REFUSED_REASON: Final[str] = (
+    "This page's address is not the server's public address (Origin refused)."
+)
 
 TICK_SECONDS: Final[float] = 1.0
 HEARTBEAT_SLICE: Final[int] = 200  # rooms per Redis pipeline
@@ -196,9 +200,18 @@ class Node:
 
     async def serve(self, ws: WebSocket) -> None:
         """Run one websocket from handshake to close."""
-        if self.draining or not origin_allowed(
-                ws.headers.get("origin"), ws.headers.get("host"), self.settings.allowed_origins):
+        if self.draining:
             await ws.close(code=1008)  # before accept: an HTTP 403
+            return
+        if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
+                              self.settings.origins()):
+            # Accepted only to be closed at once with a reason the page can show (a refused
+            # handshake reaches a browser as a bare 1006); nothing from it is ever read.
+            m.ERRORS.labels("origin").inc()
+            log.info("socket refused: its Origin is not this site's "
+                     "(PARLEY_PUBLIC_URL / PARLEY_ALLOWED_ORIGINS)")
+            await ws.accept()
+            await ws.close(code=p.CloseCode.ORIGIN_REFUSED, reason=ORIGIN_REFUSED_REASON)
             return
         if not self._connects.allow(self._source(ws), now=time.monotonic()):
             m.ERRORS.labels("connect-rate").inc()
@@ -247,6 +260,8 @@ class Node:
             elif isinstance(eff, Publish):
                 await self._publish(conn, session, eff)
             elif isinstance(eff, Close):
+                if eff.code >= p.CloseCode.BAD_JOIN:  # refused: one line with the reason
+                    log.info("socket refused (%d): %s", eff.code, eff.reason)
                 conn.request_close(eff.code, eff.reason)
             elif isinstance(eff, Authorize):
                 await self._join(conn, session, eff)

@@ -49,6 +49,7 @@ class CloseCode(IntEnum):
     TOO_BIG = 1009  # oversized messages, repeatedly
     TRY_AGAIN = 1013  # the client could not keep up with its messages: reconnect and resume
     REPLACED = 4000  # this peer id resumed on another socket
+    ORIGIN_REFUSED = 4003  # the page's Origin may not open /ws (closed right after accept)
     BAD_JOIN = 4400
     UNAUTHORIZED = 4401
     WRONG_ROOM = 4403

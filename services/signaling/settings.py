@@ -87,6 +87,13 @@ class SignalingSettings(ParleySettings):
             return [o.strip().rstrip("/") for o in text.split(",") if o.strip()]
         return value
 
+    def origins(self) -> list[str]:
+        """Origins allowed to open /ws: the list if set, else the public URL if set, else
+        none (same host name as the request)."""
+        if self.allowed_origins:
+            return list(self.allowed_origins)
+        return [self.public_url] if self.public_url else []
+
     def limits(self) -> Limits:
         """The per-connection limits for `Session`."""
         return Limits(

@@ -8,17 +8,23 @@ import json
 import re
 import time
 import urllib.request
-from typing import Final
+from typing import Any, Final
 
 ACCEPTED: Final[str] = 'parley_metrics_beacons_total{outcome="accepted"}'
 FOLDED: Final[str] = "parley_metrics_folded_total"
 
 
-def metrics_url(base_url: str) -> str:
-    """The metrics service the pages of `base_url` send to (`metrics_url` in /config.json)."""
-    with urllib.request.urlopen(f"{base_url}/config.json", timeout=10) as r:
+def metrics_url(stack: Any) -> str:
+    """The metrics service the pages of `stack` send to (`metrics_url` in /config.json).
+
+    Behind the gateway that is a path of the page's own origin; its `/metrics` is then
+    read from the service's loopback address (the stack's run.env).
+    """
+    with urllib.request.urlopen(f"{stack.url}/config.json", timeout=10) as r:
         url = json.load(r)["metrics_url"]
     assert url, "the stack has no metrics service (metrics_url is null)"
+    if str(url).startswith("/"):
+        return str(stack.internal_url("metrics"))
     return str(url).rstrip("/")
 
 

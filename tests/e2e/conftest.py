@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -24,10 +26,19 @@ class Stack:
     url: str
     port: int
     proc: subprocess.Popen[str]
+    data_dir: Path | None = None
     lines: list[str] = field(default_factory=list)
 
     def output(self) -> str:
         return "".join(self.lines)
+
+    def internal_url(self, service: str) -> str:
+        """A service's own loopback URL (from the state dir's run.env), e.g. "metrics"."""
+        from services.statedir import StateDir
+
+        assert self.data_dir is not None
+        run = StateDir(self.data_dir).read(self.data_dir / "run.env")
+        return run[f"PARLEY_{service.upper().replace('-', '_')}_INTERNAL_URL"]
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -41,18 +52,23 @@ class Stack:
 
 
 def start_stack(*, signaling_replicas: int = 1, relay: bool = True, force_relay: bool = False,
-                env: dict[str, str] | None = None, extra: list[str] | None = None) -> Stack:
-    """Start `parley dev` on a free port and wait for its "running" line."""
+                env: dict[str, str] | None = None, extra: list[str] | None = None,
+                command: str = "dev", url: str | None = None) -> Stack:
+    """Start `parley dev` (or `serve`) on a free port, with a state dir of its own, and wait
+    for its "running" line."""
     port = free_port()
-    argv = [sys.executable, "-m", "services", "dev", "--port", str(port),
-            "--signaling-replicas", str(signaling_replicas),
-            "--relay" if relay else "--no-relay"]
+    data_dir = Path(tempfile.mkdtemp(prefix="parley-e2e-state-"))
+    argv = [sys.executable, "-m", "services", command, "--port", str(port),
+            "--data-dir", str(data_dir)]
+    if command == "dev":
+        argv += ["--signaling-replicas", str(signaling_replicas),
+                 "--relay" if relay else "--no-relay"]
     if force_relay:
         argv.append("--force-relay")
     argv += extra or []
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    stack = Stack(f"http://localhost:{port}", port, proc)
+    stack = Stack(url or f"http://localhost:{port}", port, proc, data_dir)
     ready = threading.Event()
 
     def pump() -> None:

@@ -33,7 +33,7 @@ def _leave_and_read_beacon(page: Page) -> Beacon:
 
 def test_beacon_session_end_accepted_after_a_call(stack: Any,
                                                  new_page: Callable[[], Page]) -> None:
-    url = beacons.metrics_url(stack.url)
+    url = beacons.metrics_url(stack)
     before = beacons.counter(url, beacons.ACCEPTED)
     a, b = new_page(), new_page()
     room_url = ui.start_call(a, stack.url)

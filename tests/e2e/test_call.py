@@ -6,6 +6,8 @@ conftest.py. No timing is asserted; Join→first-frame times are only printed.
 
 from __future__ import annotations
 
+import re
+
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -261,13 +263,23 @@ def test_call_dropped_signaling_socket_resumes_the_same_peer(stack: Any, new_pag
     assert a_id in ui.connection_states(b)
 
 
+def _peers_on(replica_url: str) -> int:
+    """`parley_signaling_peers` of one signalling replica."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{replica_url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = re.search(r"^parley_signaling_peers (\S+)$", text, re.M)
+    return int(float(found.group(1))) if found else 0
+
+
 def test_call_two_signaling_replicas_connect(stack_two_replicas: Any, new_page: NewPage) -> None:
     a, a_id, b, b_id = _call_of_two(new_page, stack_two_replicas.url)
-    url_a = a.evaluate("() => window.parley.info().signalingUrl")
-    url_b = b.evaluate("() => window.parley.info().signalingUrl")
-    assert url_a != url_b, (
-        f"both pages signal through {url_a}: expected one replica each (rooms hands "
-        "signalling URLs out round-robin, one per join)")
+    # One origin: the gateway deals /ws connections to the replicas round-robin. Each
+    # replica's own /metrics (its loopback address, from the stack's run.env) says it holds
+    # exactly one of the two peers.
+    held = [_peers_on(stack_two_replicas.internal_url(f"signaling-{i}")) for i in (1, 2)]
+    assert held == [1, 1], f"peers per replica: {held} (expected one replica each)"
 
     ui.wait_for_video_from(a, b_id)
     ui.wait_for_video_from(b, a_id)

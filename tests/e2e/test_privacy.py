@@ -143,7 +143,7 @@ def test_privacy_whole_stack_call_leaves_no_trace(private_stack: Stack, browser:
     with urllib.request.urlopen(f"http://127.0.0.1:{private_stack.port}/metrics") as r:
         metrics_text = r.read().decode()
     # the metrics service: its /metrics, the public aggregates behind /stats, every report
-    murl = metrics_url(private_stack.url)
+    murl = metrics_url(private_stack)
     wait_counter(murl, FOLDED, 1)
     key_match = re.search(r"metrics API key \(made for this run\): (\S+)", private_stack.output())
     assert key_match, "parley dev printed no metrics API key"

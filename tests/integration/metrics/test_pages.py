@@ -120,7 +120,7 @@ def test_beacons_not_sent_under_gpc_dnt_or_opt_out(signal: str, browser: Any) ->
 
     stack = start_stack()
     try:
-        metrics_url = beacons.metrics_url(stack.url)
+        metrics_url = beacons.metrics_url(stack)
         contexts = []
         pages = []
         for i in range(2):
