@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from opentelemetry import trace
 
+from services.common.access import inbox_prefix_for
 from services.common.telemetry import extract_context, inject_headers
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class NatsBus:
             error_cb=on_error,
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
+            inbox_prefix=inbox_prefix_for(url),
         )
         return cls(nc)
 

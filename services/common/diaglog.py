@@ -13,6 +13,7 @@ of old records that escaped is unreadable too (crypto-shredding).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -24,15 +25,26 @@ from typing import Final
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from services.common import subjects
 from services.common.hashing import ip_key, room_key
 from services.common.messages import DiagnosticRecord
 
-KEYS_BUCKET: Final[str] = "PARLEY_DIAG_KEYS"
+KEYS_BUCKET: Final[str] = subjects.DIAG_KEYS_BUCKET
 DEFAULT_PURGE_INTERVAL: Final[float] = 3600.0
+DEFAULT_WAIT: Final[float] = 60.0
+WAIT_STEP: Final[float] = 0.5
+
+
+class DiagLogUnavailable(RuntimeError):
+    """The diagnostic log's stream or key bucket is missing and this process may not make it."""
 
 
 def canonical_ip(ip: str) -> str:
@@ -71,8 +83,19 @@ class DiagLog:
         """The store's own limit: retention plus one purge interval (defence in depth)."""
         return self.retention_seconds + self.purge_interval
 
-    async def ensure(self) -> None:
-        """Create (or update) the stream and the key bucket; idempotent across replicas."""
+    async def ensure(self, *, create: bool = True, wait: float = DEFAULT_WAIT) -> None:
+        """Create (or update) the stream and the key bucket; idempotent across replicas.
+
+        With `create=False` (a writer whose NATS user may not manage streams, see
+        `services.common.access`) it only waits, up to `wait` seconds, for logpurge to
+        have made them.
+
+        Raises:
+            DiagLogUnavailable: `create=False` and they did not appear in time.
+        """
+        if not create:
+            await self._await_existing(wait)
+            return
         config = StreamConfig(
             name=subjects.DIAG_STREAM,
             subjects=[subjects.DIAG_ALL],
@@ -92,6 +115,20 @@ class DiagLog:
             self._kv = await self.js.create_key_value(
                 bucket=KEYS_BUCKET, history=1, storage=StorageType.FILE
             )
+
+    async def _await_existing(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                await self.js.stream_info(subjects.DIAG_STREAM)
+                self._kv = await self.js.key_value(KEYS_BUCKET)
+                return
+            except NotFoundError:
+                if time.monotonic() >= deadline:
+                    raise DiagLogUnavailable(
+                        f"the {subjects.DIAG_STREAM} stream or the {KEYS_BUCKET} bucket does "
+                        f"not exist after {wait:.0f}s (logpurge creates them)") from None
+                await asyncio.sleep(WAIT_STEP)
 
     async def _day_key(self, day: str) -> bytes:
         if day in self._day_keys:

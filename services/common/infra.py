@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -90,11 +90,11 @@ class EmbeddedServer:
         scheme = "nats" if self.name == "nats" else "redis"
         return f"{scheme}://{self.host}:{self.port}"
 
-    def _spawn(self, argv: list[str]) -> None:
+    def _spawn(self, argv: list[str], env: Mapping[str, str] | None = None) -> None:
         log = open(self.workdir / f"{self.name}.log", "wb")  # noqa: SIM115 - lives with proc
         self.proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env=None if env is None else child_env(**env),
         )
         try:
             _wait_port(self.host, self.port, self.proc, self.name)
@@ -119,44 +119,64 @@ class EmbeddedServer:
             self.proc.kill()
             self.proc.wait(5)
 
+    def _private_file(self, name: str, text: str) -> Path:
+        """Write `text` to a file in the workdir that only this user can read."""
+        path = self.workdir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
     def log_text(self) -> str:
         path = self.workdir / f"{self.name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
 
 class NatsServer(EmbeddedServer):
-    """`nats-server -js` on a free port; JetStream data under the temp dir."""
+    """`nats-server -js` on a free port; JetStream data under the temp dir.
 
-    def __init__(self, port: int | None = None, *, store_dir: Path | None = None) -> None:
+
+    With `store_dir`, JetStream's files are kept there across restarts (`parley serve`),
+    else in the temp dir. With `config` (e.g. an `authorization` block, see
+    `services.common.access`) the server also reads that config file; `env` is added to
+    its environment (the passwords that config refers to as `$VAR`, so that they are in no
+    file and no argv).
+    """
+
+    def __init__(self, port: int | None = None, *, store_dir: Path | None = None,
+                 config: str | None = None, env: Mapping[str, str] | None = None) -> None:
         super().__init__("nats", port or free_port())
-        # JetStream's files: kept across restarts when given (`parley serve`), else temp
         self.store_dir = store_dir
+        self.config, self.env = config, env
 
     def start(self) -> NatsServer:
-        self._spawn([
-            find_binary("nats-server"), "-js", "-a", self.host, "-p", str(self.port),
-            "-sd", str(self.store_dir or self.workdir / "js"),
-        ])
+        argv = [find_binary("nats-server"), "-js", "-a", self.host, "-p", str(self.port),
+                "-sd", str(self.store_dir or self.workdir / "js")]
+        if self.config is not None:
+            argv += ["-c", str(self._private_file("nats.conf", self.config))]
+        self._spawn(argv, self.env)
         return self
 
     def restart(self) -> None:
         """Kill and start again on the same port with the same JetStream data."""
         self.kill()
-        self._spawn(self.proc.args if self.proc else [])  # type: ignore[arg-type]
+        self._spawn(self.proc.args if self.proc else [], self.env)  # type: ignore[arg-type]
 
 
 class RedisServer(EmbeddedServer):
-    """`redis-server` on a free port, nothing persisted."""
+    """`redis-server` on a free port, nothing persisted; with `acl`, that ACL file's users."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, acl: str | None = None) -> None:
         super().__init__("redis", port or free_port())
+        self.acl = acl
 
     def start(self) -> RedisServer:
-        self._spawn([
-            find_binary("redis-server"), "--port", str(self.port), "--bind", self.host,
-            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            "--protected-mode", "yes",
-        ])
+        argv = [find_binary("redis-server"), "--port", str(self.port), "--bind", self.host,
+                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+                "--protected-mode", "yes"]
+        if self.acl is not None:
+            argv += ["--aclfile", str(self._private_file("users.acl", self.acl))]
+        self._spawn(argv)
         return self
 
 

@@ -13,10 +13,17 @@ PREFIX: Final[str] = "parley"
 _TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
+RELAY_CONTROLS: Final[str] = f"{PREFIX}.relay.control.*"
+ROOMS_ALL: Final[str] = f"{PREFIX}.room.>"
 DIAG_STREAM: Final[str] = "PARLEY_DIAG"
 DIAG_ALL: Final[str] = f"{PREFIX}.diag.>"
 AUDIT_ALL: Final[str] = f"{PREFIX}.audit.>"
 BEACON_STREAM: Final[str] = "PARLEY_BEACONS"
+BEACON_CONSUMER: Final[str] = "metrics-aggregator"
+AUDIT_STREAM: Final[str] = "PARLEY_AUDIT"
+DIAG_KEYS_BUCKET: Final[str] = "PARLEY_DIAG_KEYS"
+DIAG_KEYS_STATE: Final[str] = "logpurge-last-purge"
+INBOX_ROOT: Final[str] = "_INBOX"
 
 
 def _token(value: str) -> str:
@@ -77,3 +84,22 @@ def audit(kind: str) -> str:
 def beacons() -> str:
     """Raw anonymous usage beacons (JetStream stream PARLEY_BEACONS, max age 48 h)."""
     return f"{PREFIX}.metrics.beacon"
+
+
+def logpurge_erase() -> str:
+    """Erasure requests to logpurge (keyed hashes only); answered on the reply subject."""
+    return f"{PREFIX}.logpurge.erase"
+
+
+def inbox_prefix(service: str) -> str:
+    """The reply-subject prefix of one service's connections (`_INBOX.<service>`).
+
+    Each service's NATS user may subscribe only under its own prefix, so it cannot read
+    the replies (JetStream acknowledgements, KV answers) meant for another service.
+    """
+    return f"{INBOX_ROOT}.{_token(service)}"
+
+
+def kv_subject(bucket: str, key: str = ">") -> str:
+    """The subject of one key of a JetStream KV bucket (or all of its keys)."""
+    return f"$KV.{_token(bucket)}.{key if key in ('*', '>') else _token(key)}"

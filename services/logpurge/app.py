@@ -29,7 +29,7 @@ from services.logpurge.settings import LogpurgeSettings
 from services.logpurge.store import DiagStore
 
 log = logging.getLogger(__name__)
-ERASE_SUBJECT = f"{subjects.PREFIX}.logpurge.erase"
+ERASE_SUBJECT = subjects.logpurge_erase()
 RECORDS = Gauge("parley_diaglog_records", "Records in the diagnostic log.")
 OLDEST_AGE = Gauge("parley_diaglog_oldest_record_age_seconds", "Age of the oldest record.")
 LAST_PURGE = Gauge("parley_logpurge_last_purge_timestamp_seconds", "When the last purge ran.")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from services.common.access import redact_url
 from services.common.settings import SettingsError
 
 app = typer.Typer(help="The diagnostic log's purger (retention, erasure, audit).",
@@ -56,8 +57,8 @@ def _with_store(fn: Callable[[Any], Awaitable[T]]) -> T:
         try:
             bus = await NatsBus.connect(s.nats_url, name="logpurge-cli", connect_timeout=3)
         except Exception as exc:
-            typer.echo(f"parley: cannot reach NATS at {s.nats_url}: {type(exc).__name__}",
-                       err=True)
+            typer.echo(f"parley: cannot reach NATS at {redact_url(s.nats_url)}: "
+                       f"{type(exc).__name__}", err=True)
             raise typer.Exit(1) from None
         try:
             diag = DiagLog(bus.js, hash_key=hash_key, retention_days=s.retention_days,

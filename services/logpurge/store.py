@@ -28,8 +28,8 @@ from services.common.messages import AuditEvent, DiagnosticRecord
 from services.logpurge.policy import cutoff, expired_days
 
 log = logging.getLogger(__name__)
-AUDIT_STREAM = "PARLEY_AUDIT"
-STATE_KEY = "logpurge-last-purge"
+AUDIT_STREAM = subjects.AUDIT_STREAM
+STATE_KEY = subjects.DIAG_KEYS_STATE
 MAX_LOOKUP = 10_000
 MAX_WALK = timedelta(days=4000)
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 BEACON_SUBJECT: Final[str] = subjects.beacons()
 BEACON_STREAM: Final[str] = subjects.BEACON_STREAM
-AGGREGATOR_DURABLE: Final[str] = "metrics-aggregator"
+AGGREGATOR_DURABLE: Final[str] = subjects.BEACON_CONSUMER
 PUBLISH_TIMEOUT: Final[float] = 5.0
 ACK_WAIT: Final[float] = 30.0
 MAX_ACK_PENDING: Final[int] = 20_000

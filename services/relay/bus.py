@@ -17,6 +17,7 @@ from typing import Any
 import nats
 from pydantic import ValidationError
 
+from services.common.access import inbox_prefix_for
 from services.common.messages import RelayControl, RelayHeartbeat
 from services.common.subjects import relay_control, relay_heartbeat
 
@@ -60,6 +61,7 @@ class FleetLink:
             error_cb=quiet,
             disconnected_cb=quiet,
             reconnected_cb=quiet,
+            inbox_prefix=inbox_prefix_for(self.url),
         )
         await nc.subscribe(relay_control(self.relay_id), cb=self._control)
         self.nc = nc

@@ -64,7 +64,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             redis = redisclient.connect(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             diag = DiagLog(bus.js, hash_key=hash_key, retention_days=settings.retention_days)
-            await diag.ensure()
+            await diag.ensure(create=settings.diag_create)
             registry = RelayRegistry(ttl=settings.relay_ttl)
             await follow_relays(bus, registry)
             app.state.ctx = RoomsContext(

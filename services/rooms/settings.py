@@ -53,6 +53,13 @@ class RoomsSettings(ParleySettings):
         default_factory=list,
         description="STUN URLs handed out when no relay is live (none by default: privacy).",
     )
+    diag_create: bool = Field(
+        default=True,
+        description=(
+            "Create the diagnostic-log stream and key bucket when missing. False when "
+            "logpurge owns them (per-service NATS users): rooms then waits for them."
+        ),
+    )
     relay_ttl: float = Field(
         default=10.0, ge=1, le=300,
         description="A relay whose last heartbeat is older than this (s) is not handed out.",
