@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from services.common.authinfra import CREDENTIALS_FILE, dev_child_env, start_dev
 from services.common.infra import InfraError, NatsServer, RedisServer, free_port
 from services.statedir import StateDir, StateDirError
 
@@ -166,7 +167,7 @@ class DevStack:
                 f"{INTERNAL}:{service(f'signaling-{i + 1}', ['signaling'], sig_env, '/readyz')}"
                 for i in range(self.signaling_replicas)]
         if self.relay and _has("services.relay.cli"):
-            children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"], nats.url))
+            children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"]))
         if _has("services.logpurge.app"):
             service("logpurge", ["logpurge"], base, "/healthz")
         if _has("services.metrics.app"):
@@ -199,8 +200,7 @@ class DevStack:
             raise DevStackError(f"PARLEY_TRUSTED_PROXIES: not a JSON list: {exc}") from exc
         return [*TRUSTED_LOOPBACK, *(str(c).strip() for c in extra if str(c).strip())]
 
-    def _relay_child(self, py: list[str], base: dict[str, str], secret: str,
-                     nats_url: str) -> Child:
+    def _relay_child(self, py: list[str], base: dict[str, str], secret: str) -> Child:
         """The relay: listens on the public host; relayed sockets on loopback.
 
         Every peer of a room uses the same relay, so media only flows between this relay's
@@ -215,7 +215,7 @@ class DevStack:
         self._relay_ports = f"UDP and TCP {udp}"
         http = free_port(INTERNAL)
         argv = [*py, "relay", "--listen", f"{_bracket(listen_host)}:{udp}",
-                "--relay-ip", INTERNAL, "--workers", "1", "--nats-url", nats_url,
+                "--relay-ip", INTERNAL, "--workers", "1",  # NATS URL: env, never argv
                 "--http-host", INTERNAL, "--http-port", str(http)]
         if self.relay_public_host:
             argv += ["--public-host", self.relay_public_host]
@@ -315,12 +315,15 @@ class DevStack:
         code = 0
         try:
             try:
-                nats = NatsServer(store_dir=state.path / "nats" if self.keep_jetstream
-                                  else None).start()
-                redis = RedisServer().start()
+                # a NATS and a Redis user per service (docs/least-privilege.md)
+                servers = start_dev(store_dir=state.path / "nats" if self.keep_jetstream
+                                    else None)
+                nats, redis = servers.nats, servers.redis
             except InfraError as exc:
                 raise DevStackError(str(exc)) from exc
             self.children = self.plan(nats, redis, keys)
+            for child in self.children:
+                child.env = dict(child.env, **dev_child_env(servers, child.name))
             for child in self.children:
                 child.start()
             for child in self.children:
@@ -328,7 +331,8 @@ class DevStack:
             if any(c.name == "relay" for c in self.children):
                 self._wait_relay_registered()
             if not self._stop:
-                state.write_run({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url,
+                # the admin commands (parley logpurge ...) act as logpurge
+                state.write_run({"PARLEY_NATS_URL": servers.nats_url("logpurge"),
                                  **self.internal_urls()})
                 self._announce(nats, redis, state)
             while not self._stop:
@@ -352,6 +356,7 @@ class DevStack:
     def _announce(self, nats: NatsServer, redis: RedisServer, state: StateDir) -> None:
         names = ", ".join(c.name for c in self.children)
         print(f"  nats {nats.url}  redis {redis.url}", flush=True)
+        print(f"  their users of this run: {nats.workdir / CREDENTIALS_FILE}", flush=True)
         print(f"  keys and admin settings: {state.keys_file} (parley logpurge finds them)",
               flush=True)
         if self.metrics_key:

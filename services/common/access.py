@@ -29,6 +29,7 @@ from services.common.redisclient import PREFIX as REDIS_PREFIX
 NATS_USERS: Final[tuple[str, ...]] = (
     "rooms", "signaling", "relay", "metrics", "logpurge", "operator")
 REDIS_USERS: Final[tuple[str, ...]] = ("rooms", "signaling", "metrics", "health")
+ADMIN: Final[str] = "admin"  # `parley dev` only: its tests inspect the whole bus and Redis
 JS_API: Final[str] = "$JS.API"
 PASSWORD_BYTES: Final[int] = 32
 CHART_NATS_FILE: Final[str] = "nats-authorization.conf"
@@ -97,13 +98,14 @@ def _inbox(service: str) -> str:
     return f"{subjects.inbox_prefix(service)}.>"
 
 
-def nats_grants(*, relay_id: str | None = None) -> dict[str, NatsGrant]:
+def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str, NatsGrant]:
     """Every service's NATS permissions.
 
     Args:
         relay_id: when the stack has one known relay (`parley dev`), limit the relay user to
             that relay's heartbeat and control subjects; else any relay's (the chart, whose
             relays come and go under the operator).
+        admin: add the `admin` user that may do anything (`parley dev` and its tests only).
     """
     diag_keys = subjects.DIAG_KEYS_BUCKET
     heartbeat = subjects.relay_heartbeat(relay_id) if relay_id else subjects.RELAY_HEARTBEATS
@@ -156,11 +158,16 @@ def nats_grants(*, relay_id: str | None = None) -> dict[str, NatsGrant]:
             publish=(subjects.RELAY_CONTROLS,),
             subscribe=(subjects.RELAY_HEARTBEATS, _inbox("operator")),
         ),
-    }
+    } | ({ADMIN: NatsGrant(publish=(">",), subscribe=(">",), allow_responses=True)}
+         if admin else {})
 
 
-def redis_grants() -> dict[str, RedisGrant]:
-    """Every Redis user's key patterns and commands (no @dangerous command for anyone)."""
+def redis_grants(*, admin: bool = False) -> dict[str, RedisGrant]:
+    """Every Redis user's key patterns and commands (no @dangerous command for anyone).
+
+    Args:
+        admin: add the `admin` user that reads every key (`parley dev` and its tests only).
+    """
     data = ("-@all", "+@read", "+@write", "+evalsha", "+eval", "+script|load",
             "+script|exists", "+ping", "-@dangerous")
     room = f"{REDIS_PREFIX}:room:*"
@@ -169,7 +176,8 @@ def redis_grants() -> dict[str, RedisGrant]:
         "signaling": RedisGrant(keys=(room, f"{REDIS_PREFIX}:sig:*"), commands=data),
         "metrics": RedisGrant(keys=(f"{REDIS_PREFIX}:metrics:*",), commands=data),
         "health": RedisGrant(keys=(), commands=("-@all", "+ping")),  # probes only
-    }
+    } | ({ADMIN: RedisGrant(keys=("*",), commands=("-@all", "+@read", "+ping", "-@dangerous"))}
+         if admin else {})
 
 
 # -- renderings --
@@ -179,14 +187,21 @@ def nats_password_env(user: str) -> str:
     return f"PARLEY_NATS_PASSWORD_{user.upper()}"
 
 
+def nats_env_value(password: str) -> str:
+    """A password as nats-server must find it in its environment: a quoted string."""
+    if '"' in password or "\\" in password:
+        raise ValueError("NATS passwords here are URL-safe tokens (no quotes, no backslashes)")
+    return f'"{password}"'
+
+
 def _list(items: Sequence[str]) -> str:
     return "[" + ", ".join(f'"{s}"' for s in items) + "]"
 
 
-def render_nats_authorization(*, relay_id: str | None = None) -> str:
+def render_nats_authorization(*, relay_id: str | None = None, admin: bool = False) -> str:
     """The `authorization { users = [...] }` block; passwords are `$PARLEY_NATS_PASSWORD_*`."""
     lines = ["authorization {", "  users = ["]
-    for user, g in nats_grants(relay_id=relay_id).items():
+    for user, g in nats_grants(relay_id=relay_id, admin=admin).items():
         pub = f"allow: {_list(g.publish)}"
         if g.publish_deny:
             pub += f", deny: {_list(g.publish_deny)}"
@@ -206,14 +221,15 @@ def password_sha256(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
-def render_redis_acl(password_hash: Callable[[str], str]) -> str:
+def render_redis_acl(password_hash: Callable[[str], str], *, admin: bool = False) -> str:
     """A Redis ACL file: one line per user, the default user off.
 
     Args:
         password_hash: user name → the SHA-256 hex of its password (or a placeholder).
+        admin: add the read-only `admin` user (`parley dev` only).
     """
     lines = ["user default off resetkeys resetchannels -@all"]
-    for user, g in redis_grants().items():
+    for user, g in redis_grants(admin=admin).items():
         keys = " ".join(f"~{k}" for k in g.keys)
         rule = f"user {user} on #{password_hash(user)} resetkeys {keys} resetchannels"
         lines.append(" ".join([rule.replace("  ", " "), *g.commands]))
@@ -230,16 +246,26 @@ class Credentials:
     redis: Mapping[str, str]
 
     @classmethod
-    def generate(cls) -> Credentials:
-        return cls(nats={u: secrets.token_urlsafe(PASSWORD_BYTES) for u in NATS_USERS},
-                   redis={u: secrets.token_urlsafe(PASSWORD_BYTES) for u in REDIS_USERS})
+    def generate(cls, *, admin: bool = False) -> Credentials:
+        """Fresh random passwords for every user (and `admin` when asked)."""
+        extra = (ADMIN,) if admin else ()
+        return cls(nats={u: secrets.token_urlsafe(PASSWORD_BYTES) for u in NATS_USERS + extra},
+                   redis={u: secrets.token_urlsafe(PASSWORD_BYTES) for u in REDIS_USERS + extra})
+
+    @property
+    def admin(self) -> bool:
+        return ADMIN in self.nats
 
     def nats_server_env(self) -> dict[str, str]:
-        """What nats-server needs in its environment to resolve the config's passwords."""
-        return {nats_password_env(u): p for u, p in self.nats.items()}
+        """What nats-server needs in its environment to resolve the config's passwords.
+
+        nats-server parses a variable's value as a config value, so an unquoted password
+        that starts with digits reads as a number or a date: each one goes in quotes.
+        """
+        return {nats_password_env(u): nats_env_value(p) for u, p in self.nats.items()}
 
     def redis_acl(self) -> str:
-        return render_redis_acl(lambda u: password_sha256(self.redis[u]))
+        return render_redis_acl(lambda u: password_sha256(self.redis[u]), admin=self.admin)
 
     def __repr__(self) -> str:  # never print the passwords
         return "Credentials(<redacted>)"

@@ -8,16 +8,21 @@ hands out each service's URLs with its own `user:password@`. Nothing here prints
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 from services.common.access import (
-    NATS_USERS,
-    REDIS_USERS,
     Credentials,
     render_nats_authorization,
     with_userinfo,
 )
 from services.common.infra import NatsServer, RedisServer
+
+DEV_RELAY_ID: Final[str] = "dev-relay"
+CREDENTIALS_FILE: Final[str] = "credentials.json"
 
 
 @dataclass
@@ -39,30 +44,74 @@ class SecuredServers:
     def service_env(self, service: str) -> dict[str, str]:
         """`PARLEY_NATS_URL` / `PARLEY_REDIS_URL` for one service (what it has a user for)."""
         env: dict[str, str] = {}
-        if service in NATS_USERS:
+        if service in self.credentials.nats:
             env["PARLEY_NATS_URL"] = self.nats_url(service)
-        if service in REDIS_USERS:
+        if service in self.credentials.redis:
             env["PARLEY_REDIS_URL"] = self.redis_url(service)
         return env
+
+    def write_credentials(self) -> Path:
+        """Every user's URLs in a JSON file only this OS user can read (for tests, debugging).
+
+        `{"nats": {user: url}, "redis": {user: url}}`, in the NATS server's own temp dir,
+        so it goes when the server stops.
+        """
+        doc = {"nats": {u: self.nats_url(u) for u in self.credentials.nats},
+               "redis": {u: self.redis_url(u) for u in self.credentials.redis}}
+        path = self.nats.workdir / CREDENTIALS_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+        return path
 
     def stop(self) -> None:
         self.redis.stop()
         self.nats.stop()
 
 
-def start_secured(*, relay_id: str | None = None,
-                  credentials: Credentials | None = None) -> SecuredServers:
+def start_secured(*, relay_id: str | None = None, credentials: Credentials | None = None,
+                  store_dir: Path | None = None) -> SecuredServers:
     """Start NATS and Redis with every service's user; the caller stops them.
+
+    `store_dir` keeps JetStream's files across restarts (`parley serve`); passwords are
+    new each time all the same.
 
     Raises:
         InfraError: a server could not be found or started.
     """
     creds = credentials or Credentials.generate()
-    nats = NatsServer(config=render_nats_authorization(relay_id=relay_id),
-                      env=creds.nats_server_env()).start()
+    nats = NatsServer(config=render_nats_authorization(relay_id=relay_id, admin=creds.admin),
+                      env=creds.nats_server_env(), store_dir=store_dir).start()
     try:
         redis = RedisServer(acl=creds.redis_acl()).start()
     except Exception:
         nats.stop()
         raise
     return SecuredServers(nats, redis, creds)
+
+
+def dev_child_env(servers: SecuredServers, child: str) -> dict[str, str]:
+    """What one `parley dev` child adds to its environment: its own users' URLs.
+
+    `child` is the child's name (`rooms`, `signaling-2`, `relay`, ...). The relay reads
+    its URL as `PARLEY_RELAY_NATS_URL` (never argv: `ps` shows argv) under a fixed id,
+    the one its NATS user is limited to; rooms waits for logpurge to make the diagnostic
+    log, since its user may not.
+    """
+    service = child.split("-", 1)[0]
+    env = servers.service_env(service)
+    if service == "relay":
+        return {"PARLEY_RELAY_NATS_URL": env["PARLEY_NATS_URL"],
+                "PARLEY_RELAY_RELAY_ID": DEV_RELAY_ID}
+    if service == "rooms":
+        env["PARLEY_DIAG_CREATE"] = "false"
+    return env
+
+
+def start_dev(*, store_dir: Path | None = None) -> SecuredServers:
+    """`parley dev`'s (and `parley serve`'s) NATS and Redis: every service's user, plus
+    `admin` for inspection."""
+    servers = start_secured(relay_id=DEV_RELAY_ID, credentials=Credentials.generate(admin=True),
+                            store_dir=store_dir)
+    servers.write_credentials()
+    return servers

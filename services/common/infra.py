@@ -98,9 +98,10 @@ class EmbeddedServer:
         )
         try:
             _wait_port(self.host, self.port, self.proc, self.name)
-        except InfraError:
+        except InfraError as exc:
+            tail = self.log_text().strip().splitlines()[-3:]
             self.stop()
-            raise
+            raise InfraError(f"{exc}: {' / '.join(tail)}" if tail else str(exc)) from None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the server (SIGTERM, then SIGKILL) and delete its data."""
@@ -134,7 +135,6 @@ class EmbeddedServer:
 
 class NatsServer(EmbeddedServer):
     """`nats-server -js` on a free port; JetStream data under the temp dir.
-
 
     With `store_dir`, JetStream's files are kept there across restarts (`parley serve`),
     else in the temp dir. With `config` (e.g. an `authorization` block, see

@@ -14,6 +14,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -42,9 +43,12 @@ def private_stack() -> Iterator[Stack]:
 
 
 def _url(stack: Stack, name: str) -> str:
-    m = re.search(rf"{name} ({name}://[\d.:]+)", stack.output())
-    assert m, f"no {name} URL in the dev output"
-    return m.group(1)
+    """The stack's NATS or Redis URL as its `admin` user (every service has a narrower one)."""
+    m = re.search(r"their users of this run: (\S+)", stack.output())
+    assert m, "no credentials file in the dev output"
+    url = json.loads(Path(m.group(1)).read_text())[name]["admin"]
+    assert isinstance(url, str) and url.startswith(f"{name}://admin:")
+    return url
 
 
 class Sniffer:

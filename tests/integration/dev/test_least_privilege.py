@@ -9,25 +9,37 @@ raises NoPermissionError.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import pytest
+import redis as redis_sync
 import redis.asyncio as aioredis
 from nats.aio.client import Client
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from services.common import subjects
-from services.common.access import inbox_prefix_for
+from services.common.access import NATS_USERS, REDIS_USERS, Credentials, inbox_prefix_for
 from services.common.authinfra import SecuredServers, start_secured
 from services.common.diaglog import KEYS_BUCKET, DiagLog
+from services.common.infra import free_port
 from services.common.roomstate import RoomState
 from services.logpurge.store import DiagStore
 from services.metrics.bus import AGGREGATOR_DURABLE, ensure_stream, publish_beacon
+from tests.integration.dev.test_dev_stack import _children
 
 RELAY_ID = "relay-a"
 HASH_KEY = "least-privilege-test-key"
@@ -50,7 +62,14 @@ class Conn:
     nc: Client
     errors: list[str] = field(default_factory=list)
 
-    async def violations(self) -> list[str]:
+    async def violations(self, expected: int = 0) -> list[str]:
+        """The refusals so far, once `expected` of them came (the server sends each one
+        as it refuses, and nats.py hands them over from its read loop)."""
+        await self.nc.flush()
+        for _ in range(200):  # up to ~10 s
+            if len(self.errors) >= expected:
+                break
+            await asyncio.sleep(0.05)
         await self.nc.flush()
         return [e.removeprefix("nats: ") for e in self.errors]
 
@@ -115,7 +134,7 @@ async def test_signaling_user_cannot_read_the_day_keys(connect: Any) -> None:
     js = sig.nc.jetstream(timeout=DENY_TIMEOUT)
     await sig.denied_request(js.key_value(KEYS_BUCKET))
     await sig.denied_request(js.get_msg(f"KV_{KEYS_BUCKET}", subject="$KV.PARLEY_DIAG_KEYS.x"))
-    assert await sig.violations() == [
+    assert await sig.violations(3) == [
         sub_violation("$KV.PARLEY_DIAG_KEYS.>"),
         pub_violation("$JS.API.STREAM.INFO.KV_PARLEY_DIAG_KEYS"),
         pub_violation("$JS.API.STREAM.MSG.GET.KV_PARLEY_DIAG_KEYS"),
@@ -128,7 +147,7 @@ async def test_signaling_user_cannot_fake_heartbeats_or_erasures(connect: Any) -
     await sig.nc.publish(subjects.logpurge_erase(), b'{"ip_key": "x"}')
     await sig.nc.subscribe(subjects.RELAY_HEARTBEATS)
     await sig.nc.subscribe(subjects.DIAG_ALL)
-    assert await sig.violations() == [
+    assert await sig.violations(4) == [
         pub_violation("parley.relay.heartbeat.relay-a"),
         pub_violation("parley.logpurge.erase"),
         sub_violation("parley.relay.heartbeat.*"),
@@ -143,7 +162,7 @@ async def test_relay_user_cannot_read_rooms_or_speak_for_another_relay(connect: 
     await relay.nc.publish(subjects.room_events("r1"), b"{}")
     await relay.nc.subscribe(subjects.relay_control("relay-b"))
     await relay.nc.subscribe("_INBOX.rooms.>")
-    assert await relay.violations() == [
+    assert await relay.violations(5) == [
         sub_violation("parley.room.>"),
         pub_violation("parley.relay.heartbeat.relay-b"),
         pub_violation("parley.room.r1.events"),
@@ -164,7 +183,7 @@ async def test_rooms_user_cannot_read_purge_or_reconfigure_the_diag_log(connect:
     await rooms.nc.subscribe(subjects.ROOMS_ALL)
     await rooms.nc.publish(subjects.kv_subject(KEYS_BUCKET, subjects.DIAG_KEYS_STATE), b"{}")
     await rooms.nc.publish(subjects.logpurge_erase(), b'{"ip_key": "x"}')
-    assert await rooms.violations() == [
+    assert await rooms.violations(8) == [
         pub_violation("$JS.API.STREAM.PURGE.PARLEY_DIAG"),
         pub_violation("$JS.API.STREAM.MSG.GET.PARLEY_DIAG"),
         pub_violation("$JS.API.STREAM.DELETE.PARLEY_DIAG"),
@@ -185,7 +204,7 @@ async def test_metrics_and_operator_users_reach_nothing_of_rooms_or_the_diag_log
         await c.nc.subscribe(subjects.kv_subject(KEYS_BUCKET))
         await c.nc.publish(subjects.diag_record("20260101", "a", "b"), b"{}")
         await c.nc.publish(subjects.logpurge_erase(), b"{}")
-        assert await c.violations() == [
+        assert await c.violations(4) == [
             sub_violation("parley.room.>"),
             sub_violation("$KV.PARLEY_DIAG_KEYS.>"),
             pub_violation("parley.diag.20260101.a.b"),
@@ -198,7 +217,7 @@ async def test_logpurge_user_cannot_reach_rooms_or_relays(connect: Any) -> None:
     await lp.nc.subscribe(subjects.ROOMS_ALL)
     await lp.nc.publish(subjects.relay_control(RELAY_ID), b"{}")
     await lp.nc.publish(subjects.diag_record("20260101", "a", "b"), b"{}")
-    assert await lp.violations() == [
+    assert await lp.violations(3) == [
         sub_violation("parley.room.>"),
         pub_violation("parley.relay.control.relay-a"),
         pub_violation("parley.diag.20260101.a.b"),
@@ -332,3 +351,81 @@ async def test_redis_health_user_only_pings(redis_as: Any) -> None:
         await health.get("parley:room:{r1}:meta")
     with pytest.raises((NoPermissionError, ResponseError)):
         await health.eval("return 1", 0)
+
+
+async def test_nats_passwords_that_read_like_numbers_or_dates_still_work() -> None:
+    odd = ["2026-01-01", "0o17", "1e5", "true", "-12_3", "00123abc"]
+    creds = Credentials(nats={u: odd[i] for i, u in enumerate(NATS_USERS)},
+                        redis={u: odd[i] for i, u in enumerate(REDIS_USERS)})
+    servers = start_secured(credentials=creds)
+    try:
+        for user in NATS_USERS:
+            nc = await nats.connect(servers.nats_url(user), allow_reconnect=False)
+            await nc.close()
+        for user in REDIS_USERS:
+            client = aioredis.from_url(servers.redis_url(user))
+            assert await client.ping() is True
+            await client.aclose()
+    finally:
+        servers.stop()
+
+
+# --- parley dev runs with these users ---
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(x.decode(errors="replace").split("=", 1) for x in raw if b"=" in x)
+
+
+def _start_dev(port: int) -> tuple[subprocess.Popen[str], str]:
+    """`parley dev` on `port`; its process and what it printed until it was running."""
+    proc = subprocess.Popen([sys.executable, "-m", "services", "dev", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Parley is running at" in line:
+            return proc, "".join(lines)
+    raise AssertionError(f"parley dev exited: {proc.wait()}\n{''.join(lines)[-3000:]}")
+
+
+def test_parley_dev_gives_every_service_its_own_users_and_hides_passwords() -> None:
+    proc, out = _start_dev(free_port())
+    try:
+        m = re.search(r"their users of this run: (\S+)", out)
+        assert m
+        creds_path = Path(m.group(1))
+        assert creds_path.stat().st_mode & 0o777 == 0o600
+        doc = json.loads(creds_path.read_text())
+        passwords = [str(urlsplit(u).password) for kind in ("nats", "redis")
+                     for u in doc[kind].values()]
+        assert len(passwords) == len(set(passwords)) == 6 + 4 + 2  # services, admin
+        for p in passwords:
+            assert p not in out, "a password in parley dev's output"
+        users = {}
+        for pid in _children(proc.pid):
+            with contextlib.suppress(OSError):
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                for p in passwords:
+                    assert p not in cmd, f"a password in the argv of {cmd[:60]}"
+                service = re.search(r"-m services (\w+)", cmd)
+                if service:
+                    env = _environ(pid)
+                    nats_url = env.get("PARLEY_RELAY_NATS_URL", env["PARLEY_NATS_URL"])
+                    users[service.group(1)] = (urlsplit(nats_url).username,
+                                               urlsplit(env["PARLEY_REDIS_URL"]).username)
+        assert users == {"rooms": ("rooms", "rooms"), "signaling": ("signaling", "signaling"),
+                         "logpurge": ("logpurge", None), "metrics": ("metrics", "metrics"),
+                         "relay": ("relay", None)}
+        bare = re.search(r"nats (nats://[\d.:]+)  redis (redis://[\d.:]+)", out)
+        assert bare
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            asyncio.run(nats.connect(bare.group(1), allow_reconnect=False,
+                                     max_reconnect_attempts=0, connect_timeout=5))
+        with pytest.raises(AuthenticationError):
+            redis_sync.Redis.from_url(bare.group(2)).ping()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
