@@ -228,18 +228,43 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* Environment every Parley service container gets. */}}
+{{/*
+The NATS and Redis users (space-separated), read from the files services/common/access.py
+renders, so that the chart never lists them twice.
+*/}}
+{{- define "parley.nats.users" -}}
+{{- $found := regexFindAll "\\{user: [a-z]+," (.Files.Get "files/nats-authorization.conf") -1 }}
+{{- $users := list }}
+{{- range $found }}{{ $users = append $users (. | trimPrefix "{user: " | trimSuffix ",") }}{{ end }}
+{{- join " " $users }}
+{{- end }}
+
+{{- define "parley.redis.users" -}}
+{{- $found := regexFindAll "(?m)^user [a-z]+ on" (.Files.Get "files/redis-users.acl") -1 }}
+{{- $users := list }}
+{{- range $found }}{{ $users = append $users (. | trimPrefix "user " | trimSuffix " on") }}{{ end }}
+{{- join " " $users }}
+{{- end }}
+
+{{/*
+Environment every Parley service container gets; takes (dict "root" $ "component" NAME).
+The NATS and Redis URLs are the component's own (its own users), from the connections Secret.
+*/}}
 {{- define "parley.commonEnv" -}}
+{{- $conn := include "parley.secrets.connectionsName" .root }}
 - name: PARLEY_NATS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "parley.secrets.connectionsName" . }}
-      key: natsUrl
+      name: {{ $conn }}
+      key: {{ .component }}NatsUrl
+{{- if has .component (include "parley.redis.users" .root | splitList " ") }}
 - name: PARLEY_REDIS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "parley.secrets.connectionsName" . }}
-      key: redisUrl
+      name: {{ $conn }}
+      key: {{ .component }}RedisUrl
+{{- end }}
+{{- with .root }}
 - name: PARLEY_HASH_KEY
   valueFrom:
     secretKeyRef:
@@ -258,5 +283,6 @@ seccompProfile:
   value: {{ .Values.config.trustedProxies | toJson | quote }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -65,7 +65,7 @@ spec:
               containerPort: {{ .port }}
               protocol: TCP
           env:
-            {{- include "parley.commonEnv" $root | nindent 12 }}
+            {{- include "parley.commonEnv" (dict "root" $root "component" .component) | nindent 12 }}
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}
