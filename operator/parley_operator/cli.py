@@ -76,7 +76,8 @@ def run(
     = "nats://127.0.0.1:4222",
     relay_nats_url: Annotated[str | None, typer.Option(
         envvar="PARLEY_OPERATOR_RELAY_NATS_URL",
-        help="NATS URL given to relay pods (default: --nats-url).")] = None,
+        help="NATS URL given to relay pods (default: --nats-url), or secret:<name>/<key> "
+             "for a Secret holding it.")] = None,
     standalone: Annotated[bool, typer.Option(
         help="Run without kopf peering (one operator replica).")] = True,
     peering: Annotated[str | None, typer.Option(

@@ -24,6 +24,7 @@ __all__ = [
     "secret_name", "secret_values",
 ]
 
+SECRET_URL_PREFIX: Final[str] = "secret:"
 LABEL_POOL: Final[str] = "parley.dev/pool"
 LABEL_RELAY: Final[str] = "parley.dev/relay"
 ANNOTATION_DRAINING_SINCE: Final[str] = "parley.dev/draining-since"
@@ -110,7 +111,7 @@ def _env(
          "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "PARLEY_RELAY_PORTS", "value": f"{p.relay_min}-{p.relay_max}"},
         {"name": "PARLEY_RELAY_SECRET_FILE", "value": f"{SECRET_DIR}/secrets"},
-        {"name": "PARLEY_RELAY_NATS_URL", "value": nats_url},
+        {"name": "PARLEY_RELAY_NATS_URL", **nats_url_source(nats_url)},
         {"name": "PARLEY_RELAY_HTTP_PORT", "value": str(HTTP_PORT)},
         {"name": "PARLEY_RELAY_WORKERS", "value": str(_workers(spec))},
         {"name": "PARLEY_RELAY_DRAIN_DEADLINE", "value": str(POD_DRAIN_SECONDS)},
@@ -142,6 +143,17 @@ def _turn_ports(spec: PoolSpec) -> list[tuple[str, str, int]]:
     return ports
 
 
+def nats_url_source(nats_url: str) -> dict[str, Any]:
+    """How a relay pod gets its NATS URL: `secret:<name>/<key>` reads it from that Secret
+    (a URL with a password never shows in the pod spec); anything else is the URL itself."""
+    if nats_url.startswith(SECRET_URL_PREFIX):
+        name, _, key = nats_url.removeprefix(SECRET_URL_PREFIX).partition("/")
+        if not name or not key:
+            raise ValueError("a relay NATS URL from a Secret is secret:<name>/<key>")
+        return {"valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+    return {"value": nats_url}
+
+
 def build_relay_pod_spec(
     pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str, secret: str,
     nats_url: str, public_host: str | None = None, public_port: int | None = None,
@@ -154,7 +166,8 @@ def build_relay_pod_spec(
         spec, extras: its validated spec.
         relay_id: the relay's id: pod name, Service name and NATS subject token.
         secret: name of the TURN Secret (mounted; the relay rereads it on reload-secrets).
-        nats_url: where the relay heartbeats and takes control requests.
+        nats_url: where the relay heartbeats and takes control requests, or
+            `secret:<name>/<key>` for a Secret holding that URL (see `nats_url_source`).
         public_host: the address clients use (LoadBalancer ingress); None = the node's.
         public_port: the UDP port clients use when it is not the listening port (NodePort).
         public_tcp_port: likewise for TURN over TCP (a NodePort Service gives it its own).

@@ -63,7 +63,7 @@ def test_chart_gives_each_service_its_own_urls(render: Any) -> None:
         else:
             assert redis_ref is None, service
     operator = _env(manifests, "parley-operator")
-    assert operator["PARLEY_OPERATOR_RELAY_NATS_URL"]["secretKeyRef"]["key"] == "relayNatsUrl"
+    assert operator["PARLEY_OPERATOR_RELAY_NATS_URL"] == "secret:parley-connections/relayNatsUrl"
     assert _env(manifests, "parley-rooms")["PARLEY_DIAG_CREATE"] == "false"
     secret = _secret(manifests)
     for user in access.NATS_USERS:

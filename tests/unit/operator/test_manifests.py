@@ -166,3 +166,21 @@ def test_parse_pool_spec_crd_defaults_accepted() -> None:
         "secretRotation": {"periodHours": 24}, "probe": {"intervalSeconds": 60}})
     assert spec.exposure.mode == "NodePort"
     assert extras.image_pull_policy == "IfNotPresent"
+
+
+def test_build_relay_pod_spec_nats_url_from_a_secret() -> None:
+    s, extras = parse_pool_spec({})
+    pod = build_relay_pod_spec(POOL, s, extras, relay_id="relays-abcde", secret="relays-turn",
+                               nats_url="secret:parley-connections/relayNatsUrl",
+                               public_host="203.0.113.9")
+    assert _env(pod)["PARLEY_RELAY_NATS_URL"] == {
+        "secretKeyRef": {"name": "parley-connections", "key": "relayNatsUrl"}}
+    assert _env(_pod({}, public_host="203.0.113.9"))["PARLEY_RELAY_NATS_URL"] == \
+        "nats://nats:4222"
+
+
+def test_build_relay_pod_spec_nats_url_secret_without_key() -> None:
+    s, extras = parse_pool_spec({})
+    with pytest.raises(ValueError, match=r"secret:<name>/<key>"):
+        build_relay_pod_spec(POOL, s, extras, relay_id="relays-abcde", secret="relays-turn",
+                             nats_url="secret:parley-connections", public_host="203.0.113.9")
