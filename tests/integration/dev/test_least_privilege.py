@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,7 +393,8 @@ def _start_dev(port: int) -> tuple[subprocess.Popen[str], str]:
 
 
 def test_parley_dev_gives_every_service_its_own_users_and_hides_passwords() -> None:
-    proc, out = _start_dev(free_port())
+    port = free_port()
+    proc, out = _start_dev(port)
     try:
         m = re.search(r"their users of this run: (\S+)", out)
         assert m
@@ -426,6 +428,18 @@ def test_parley_dev_gives_every_service_its_own_users_and_hides_passwords() -> N
                                      max_reconnect_attempts=0, connect_timeout=5))
         with pytest.raises(AuthenticationError):
             redis_sync.Redis.from_url(bare.group(2)).ping()
+        # a join (diagnostic record, today's key, relay choice) works under these users,
+        # and nats-server refused nothing any service tried
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/rooms/least-privilege/join", data=b"{}",
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+            assert json.load(r)["ice_servers"][-1]["username"]
+        nats_log = (creds_path.parent / "nats.log").read_text()
+        assert "Publish Violation" not in nats_log
+        assert "Subscription Violation" not in nats_log
+        assert "authentication error" in nats_log  # ours, above: this is the right log
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
