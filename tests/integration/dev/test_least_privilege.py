@@ -35,7 +35,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from services.common import subjects
 from services.common.access import NATS_USERS, REDIS_USERS, Credentials, inbox_prefix_for
 from services.common.authinfra import SecuredServers, start_secured
-from services.common.diaglog import KEYS_BUCKET, DiagLog
+from services.common.diaglog import KEYS_BUCKET, DiagLog, DiagLogUnavailable
 from services.common.infra import free_port
 from services.common.roomstate import RoomState
 from services.logpurge.store import DiagStore
@@ -243,6 +243,21 @@ async def test_rooms_appends_and_logpurge_reads_purges_and_erases(connect: Any) 
     assert (result.removed, result.keys_destroyed) == (1, 1)
     assert await rooms.violations() == []
     assert await lp.violations() == []
+
+
+async def test_rooms_diag_log_without_logpurge_says_what_is_missing() -> None:
+    """Rooms may not create the diagnostic log: without logpurge it waits, then says why."""
+    servers = start_secured()
+    try:
+        nc = await nats.connect(servers.nats_url("rooms"),
+                                inbox_prefix=inbox_prefix_for(servers.nats_url("rooms")))
+        with pytest.raises(DiagLogUnavailable) as err:
+            await DiagLog(nc.jetstream(), hash_key=HASH_KEY).ensure(create=False, wait=1)
+        assert str(err.value) == ("the PARLEY_DIAG stream or the PARLEY_DIAG_KEYS bucket does "
+                                  "not exist after 1s (logpurge creates them)")
+        await nc.close()
+    finally:
+        servers.stop()
 
 
 async def test_relay_and_operator_exchange_heartbeats_and_control(connect: Any) -> None:
