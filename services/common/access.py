@@ -112,9 +112,11 @@ def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str
     control = subjects.relay_control(relay_id) if relay_id else subjects.RELAY_CONTROLS
     return {
         # appends diagnostic records (never reads them back), gets or creates today's key,
-        # follows relay heartbeats; the diag stream and the key bucket are logpurge's
+        # announces slot changes to signalling, follows relay heartbeats; the diag stream
+        # and the key bucket are logpurge's
         "rooms": NatsGrant(
-            publish=(subjects.DIAG_ALL, *_stream_read(subjects.DIAG_STREAM),
+            publish=(subjects.DIAG_ALL, subjects.ROOMS_MEMBERS,
+                     *_stream_read(subjects.DIAG_STREAM),
                      *_kv_get(diag_keys), subjects.kv_subject(diag_keys, "*")),
             publish_deny=(subjects.kv_subject(diag_keys, subjects.DIAG_KEYS_STATE),),
             subscribe=(subjects.RELAY_HEARTBEATS, _inbox("rooms")),

@@ -15,6 +15,7 @@ _TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
 RELAY_CONTROLS: Final[str] = f"{PREFIX}.relay.control.*"
 ROOMS_ALL: Final[str] = f"{PREFIX}.room.>"
+ROOMS_MEMBERS: Final[str] = f"{PREFIX}.room.*.members"
 DIAG_STREAM: Final[str] = "PARLEY_DIAG"
 DIAG_ALL: Final[str] = f"{PREFIX}.diag.>"
 AUDIT_ALL: Final[str] = f"{PREFIX}.audit.>"

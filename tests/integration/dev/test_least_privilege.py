@@ -184,7 +184,9 @@ async def test_rooms_user_cannot_read_purge_or_reconfigure_the_diag_log(connect:
     await rooms.nc.subscribe(subjects.ROOMS_ALL)
     await rooms.nc.publish(subjects.kv_subject(KEYS_BUCKET, subjects.DIAG_KEYS_STATE), b"{}")
     await rooms.nc.publish(subjects.logpurge_erase(), b'{"ip_key": "x"}')
-    assert await rooms.violations(8) == [
+    await rooms.nc.publish(subjects.peer_inbox("r1", "p1"), b"{}")
+    await rooms.nc.publish(subjects.room_members("r1"), b"{}")  # allowed: slot changes
+    assert await rooms.violations(9) == [
         pub_violation("$JS.API.STREAM.PURGE.PARLEY_DIAG"),
         pub_violation("$JS.API.STREAM.MSG.GET.PARLEY_DIAG"),
         pub_violation("$JS.API.STREAM.DELETE.PARLEY_DIAG"),
@@ -193,6 +195,7 @@ async def test_rooms_user_cannot_read_purge_or_reconfigure_the_diag_log(connect:
         sub_violation("parley.room.>"),
         pub_violation("$KV.PARLEY_DIAG_KEYS.logpurge-last-purge"),
         pub_violation("parley.logpurge.erase"),
+        pub_violation("parley.room.r1.peer.p1"),
     ]
 
 
@@ -277,12 +280,15 @@ async def test_relay_and_operator_exchange_heartbeats_and_control(connect: Any) 
 
 
 async def test_signaling_user_routes_room_messages(connect: Any) -> None:
-    a, b = await connect("signaling"), await connect("signaling")
+    a, b, rooms = await connect("signaling"), await connect("signaling"), await connect("rooms")
     sub = await b.nc.subscribe(subjects.room_all("r1"))
     await b.nc.flush()
     await a.nc.publish(subjects.peer_inbox("r1", "p1"), b"offer")
     assert (await sub.next_msg(timeout=10)).data == b"offer"
-    assert await a.violations() == [] and await b.violations() == []
+    await rooms.nc.publish(subjects.room_members("r1"), b"joined")
+    assert (await sub.next_msg(timeout=10)).data == b"joined"
+    for c in (a, b, rooms):
+        assert await c.violations() == []
 
 
 async def test_metrics_user_runs_its_stream_and_consumer(connect: Any) -> None:

@@ -29,6 +29,10 @@ def test_nats_grants_no_service_sends_erasures_or_heartbeats_but_relays() -> Non
     room_users = [u for u, g in grants.items()
                   if subjects.ROOMS_ALL in g.publish + g.subscribe]
     assert room_users == ["signaling"]
+    room_publishers = [u for u, g in grants.items()
+                       if any(p.startswith("parley.room.") for p in g.publish)]
+    assert room_publishers == ["rooms", "signaling"]
+    assert subjects.ROOMS_MEMBERS in grants["rooms"].publish  # slot changes only
 
 
 def test_nats_grants_every_user_subscribes_to_its_own_inbox_only() -> None:
