@@ -107,17 +107,19 @@ def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str
             relays come and go under the operator).
         admin: add the `admin` user that may do anything (`parley dev` and its tests only).
     """
-    diag_keys = subjects.DIAG_KEYS_BUCKET
+    diag_keys, diag_pubkeys = subjects.DIAG_KEYS_BUCKET, subjects.DIAG_PUBKEYS_BUCKET
     heartbeat = subjects.relay_heartbeat(relay_id) if relay_id else subjects.RELAY_HEARTBEATS
     control = subjects.relay_control(relay_id) if relay_id else subjects.RELAY_CONTROLS
     return {
-        # appends diagnostic records (never reads them back), gets or creates today's key,
-        # announces slot changes to signalling, follows relay heartbeats; the diag stream
-        # and the key bucket are logpurge's
+        # appends diagnostic records (never reads them back) sealed to the day's public key,
+        # makes a day's key pair (writes the private key, never reads one), announces slot
+        # changes to signalling, follows relay heartbeats; the diag stream and the key
+        # buckets are logpurge's
         "rooms": NatsGrant(
             publish=(subjects.DIAG_ALL, subjects.ROOMS_MEMBERS,
-                     *_stream_read(subjects.DIAG_STREAM),
-                     *_kv_get(diag_keys), subjects.kv_subject(diag_keys, "*")),
+                     *_stream_read(subjects.DIAG_STREAM), *_stream_read(_kv_stream(diag_keys)),
+                     subjects.kv_subject(diag_keys, "*"),
+                     *_kv_get(diag_pubkeys), subjects.kv_subject(diag_pubkeys, "*")),
             publish_deny=(subjects.kv_subject(diag_keys, subjects.DIAG_KEYS_STATE),),
             subscribe=(subjects.RELAY_HEARTBEATS, _inbox("rooms")),
         ),
@@ -151,6 +153,8 @@ def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str
                      _api("STREAM.MSG.DELETE", subjects.DIAG_STREAM),
                      *_stream_own(_kv_stream(diag_keys)), *_kv_get(diag_keys),
                      *_kv_list(diag_keys), subjects.kv_subject(diag_keys),
+                     *_stream_own(_kv_stream(diag_pubkeys)), *_kv_get(diag_pubkeys),
+                     *_kv_list(diag_pubkeys), subjects.kv_subject(diag_pubkeys),
                      *_stream_own(subjects.AUDIT_STREAM), subjects.AUDIT_ALL),
             subscribe=(subjects.logpurge_erase(), _inbox("logpurge")),
             allow_responses=True,

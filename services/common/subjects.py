@@ -23,6 +23,7 @@ BEACON_STREAM: Final[str] = "PARLEY_BEACONS"
 BEACON_CONSUMER: Final[str] = "metrics-aggregator"
 AUDIT_STREAM: Final[str] = "PARLEY_AUDIT"
 DIAG_KEYS_BUCKET: Final[str] = "PARLEY_DIAG_KEYS"
+DIAG_PUBKEYS_BUCKET: Final[str] = "PARLEY_DIAG_PUBKEYS"
 DIAG_KEYS_STATE: Final[str] = "logpurge-last-purge"
 INBOX_ROOT: Final[str] = "_INBOX"
 

@@ -140,13 +140,15 @@ class DiagStore:
         return sorted(days)
 
     async def _destroy_expired_keys(self, now: float) -> int:
-        try:
-            days = [k for k in await self.diag.keys.keys() if k.isdigit()]
-        except Exception:  # nats raises NoKeysError on an empty bucket
-            return 0
-        dead = expired_days(days, now=now, retention_days=self.retention_days)
+        """Destroy every expired day's private key (and its public key); how many days."""
+        days: set[str] = set()
+        for bucket in (self.diag.keys, self.diag.public_keys):
+            with contextlib.suppress(Exception):  # nats raises NoKeysError on an empty bucket
+                days |= {k for k in await bucket.keys() if k.isdigit()}
+        dead = expired_days(sorted(days), now=now, retention_days=self.retention_days)
         for day in dead:
             await self.diag.keys.purge(day)
+            await self.diag.public_keys.purge(day)
         return len(dead)
 
     async def erase(self, *, ip: str | None = None, room: str | None = None,

@@ -35,7 +35,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from services.common import subjects
 from services.common.access import NATS_USERS, REDIS_USERS, Credentials, inbox_prefix_for
 from services.common.authinfra import SecuredServers, start_secured
-from services.common.diaglog import KEYS_BUCKET, DiagLog, DiagLogUnavailable
+from services.common.diaglog import KEYS_BUCKET, DiagLog, DiagLogUnavailable, day_of
 from services.common.infra import free_port
 from services.common.roomstate import RoomState
 from services.logpurge.store import DiagStore
@@ -142,6 +142,26 @@ async def test_signaling_user_cannot_read_the_day_keys(connect: Any) -> None:
     ]
 
 
+async def test_rooms_user_writes_day_keys_but_cannot_read_them(connect: Any) -> None:
+    await _owned_diag_log(connect)
+    rooms = await connect("rooms")
+    writer = DiagLog(rooms.nc.jetstream(), hash_key=HASH_KEY)
+    await writer.ensure(create=False, wait=5)
+    await writer.write(ip="203.0.113.9", room="sealed", service="rooms")
+    day = day_of(time.time())
+    js = rooms.nc.jetstream(timeout=DENY_TIMEOUT)
+    await rooms.denied_request(js.get_msg(f"KV_{KEYS_BUCKET}",
+                                          subject=subjects.kv_subject(KEYS_BUCKET, day)))
+    await rooms.denied_request(js.get_msg(f"KV_{KEYS_BUCKET}", direct=True,
+                                          subject=subjects.kv_subject(KEYS_BUCKET, day)))
+    await rooms.nc.subscribe(subjects.kv_subject(KEYS_BUCKET))
+    assert await rooms.violations(3) == [
+        pub_violation("$JS.API.STREAM.MSG.GET.KV_PARLEY_DIAG_KEYS"),
+        pub_violation(f"$JS.API.DIRECT.GET.KV_PARLEY_DIAG_KEYS.$KV.PARLEY_DIAG_KEYS.{day}"),
+        sub_violation("$KV.PARLEY_DIAG_KEYS.>"),
+    ]
+
+
 async def test_signaling_user_cannot_fake_heartbeats_or_erasures(connect: Any) -> None:
     sig = await connect("signaling")
     await sig.nc.publish(subjects.relay_heartbeat(RELAY_ID), b"{}")
@@ -242,8 +262,10 @@ async def test_rooms_appends_and_logpurge_reads_purges_and_erases(connect: Any) 
     found = await store.lookup(room="least-privilege")
     assert sorted(r.ip for r in found) == ["203.0.113.7", "203.0.113.8"]
     assert await store.erase(ip="203.0.113.7") == 1
+    left = (await store.status()).records  # this one, and any an earlier test wrote today
     result = await store.purge(now=now + 40 * 86400)
-    assert (result.removed, result.keys_destroyed) == (1, 1)
+    assert (result.removed, result.keys_destroyed) == (left, 1)
+    assert (await store.status()).records == 0
     assert await rooms.violations() == []
     assert await lp.violations() == []
 
@@ -256,8 +278,9 @@ async def test_rooms_diag_log_without_logpurge_says_what_is_missing() -> None:
                                 inbox_prefix=inbox_prefix_for(servers.nats_url("rooms")))
         with pytest.raises(DiagLogUnavailable) as err:
             await DiagLog(nc.jetstream(), hash_key=HASH_KEY).ensure(create=False, wait=1)
-        assert str(err.value) == ("the PARLEY_DIAG stream or the PARLEY_DIAG_KEYS bucket does "
-                                  "not exist after 1s (logpurge creates them)")
+        assert str(err.value) == ("the PARLEY_DIAG stream or the PARLEY_DIAG_KEYS or "
+                                  "PARLEY_DIAG_PUBKEYS bucket does not exist after 1s "
+                                  "(logpurge creates them)")
         await nc.close()
     finally:
         servers.stop()

@@ -166,3 +166,21 @@ async def test_store_max_age_removes_records_without_logpurge(own_nats: NatsBus)
             break
         await asyncio.sleep(0.25)
     assert (await own_nats.js.stream_info(subjects.DIAG_STREAM)).state.messages == 0
+
+
+async def test_records_of_format_v1_still_decrypt(own_nats: NatsBus) -> None:
+    """Records written before sealing (v1: AES-GCM under a symmetric day key) stay readable."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    store = await _store(own_nats)
+    key, nonce, day = AESGCM.generate_key(bit_length=256), os.urandom(12), "20260101"
+    await store.diag.keys.create(day, key)
+    ct = AESGCM(key).encrypt(nonce, b'{"ip": "192.0.2.9", "room": "old"}', day.encode())
+    payload = json.dumps({"v": 1, "day": day, "at": 1767225600.0, "service": "rooms",
+                          "event": "join", "n": base64.b64encode(nonce).decode(),
+                          "ct": base64.b64encode(ct).decode()}).encode()
+    record = await store.diag.decrypt(payload)
+    assert record is not None and (record.ip, record.room) == ("192.0.2.9", "old")

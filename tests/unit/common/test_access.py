@@ -16,7 +16,12 @@ def test_nats_grants_only_rooms_appends_and_only_logpurge_manages_the_diag_log()
                    if any(p.startswith("$KV.PARLEY_DIAG_KEYS.") for p in g.publish)]
     assert writers == ["rooms"]
     assert purgers == ["logpurge"]
-    assert key_writers == ["rooms", "logpurge"]  # rooms: today's key only (see docs)
+    assert key_writers == ["rooms", "logpurge"]  # rooms writes a day's pair, reads no key
+    key_readers = [u for u, g in grants.items()
+                   if any(p.startswith(("$JS.API.STREAM.MSG.GET.KV_PARLEY_DIAG_KEYS",
+                                        "$JS.API.DIRECT.GET.KV_PARLEY_DIAG_KEYS"))
+                          for p in g.publish)]
+    assert key_readers == ["logpurge"]
     assert grants["rooms"].publish_deny == ("$KV.PARLEY_DIAG_KEYS.logpurge-last-purge",)
 
 
