@@ -323,7 +323,7 @@ class DevStack:
                 raise DevStackError(str(exc)) from exc
             self.children = self.plan(nats, redis, keys)
             for child in self.children:
-                child.env = dict(child.env, **dev_child_env(servers, child.name))
+                child.env = dev_child_env(servers, child.name, child.env)
             for child in self.children:
                 child.start()
             for child in self.children:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -90,22 +91,27 @@ def start_secured(*, relay_id: str | None = None, credentials: Credentials | Non
     return SecuredServers(nats, redis, creds)
 
 
-def dev_child_env(servers: SecuredServers, child: str) -> dict[str, str]:
-    """What one `parley dev` child adds to its environment: its own users' URLs.
+def dev_child_env(servers: SecuredServers, child: str,
+                  env: Mapping[str, str]) -> dict[str, str]:
+    """One `parley dev` child's environment `env` with its own users' URLs, and no other.
 
-    `child` is the child's name (`rooms`, `signaling-2`, `relay`, ...). The relay reads
-    its URL as `PARLEY_RELAY_NATS_URL` (never argv: `ps` shows argv) under a fixed id,
-    the one its NATS user is limited to; rooms waits for logpurge to make the diagnostic
-    log, since its user may not.
+    `child` is the child's name (`rooms`, `signaling-2`, `relay`, `gateway`, ...); a child
+    without a NATS or Redis user (the gateway; logpurge for Redis) gets no such URL. The
+    relay reads its URL as `PARLEY_RELAY_NATS_URL` (never argv: `ps` shows argv) under a
+    fixed id, the one its NATS user is limited to; rooms waits for logpurge to make the
+    diagnostic log, since its user may not.
     """
     service = child.split("-", 1)[0]
-    env = servers.service_env(service)
+    out = {k: v for k, v in env.items()
+           if k not in ("PARLEY_NATS_URL", "PARLEY_REDIS_URL", "PARLEY_RELAY_NATS_URL")}
+    own = servers.service_env(service)
     if service == "relay":
-        return {"PARLEY_RELAY_NATS_URL": env["PARLEY_NATS_URL"],
-                "PARLEY_RELAY_RELAY_ID": DEV_RELAY_ID}
+        out.update(PARLEY_RELAY_NATS_URL=own["PARLEY_NATS_URL"],
+                   PARLEY_RELAY_RELAY_ID=DEV_RELAY_ID)
+        return out
     if service == "rooms":
-        env["PARLEY_DIAG_CREATE"] = "false"
-    return env
+        out["PARLEY_DIAG_CREATE"] = "false"
+    return out | own
 
 
 def start_dev(*, store_dir: Path | None = None) -> SecuredServers:

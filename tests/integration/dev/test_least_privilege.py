@@ -459,12 +459,13 @@ def test_parley_dev_gives_every_service_its_own_users_and_hides_passwords() -> N
                 service = re.search(r"-m services (\w+)", cmd)
                 if service:
                     env = _environ(pid)
-                    nats_url = env.get("PARLEY_RELAY_NATS_URL", env["PARLEY_NATS_URL"])
-                    users[service.group(1)] = (urlsplit(nats_url).username,
-                                               urlsplit(env["PARLEY_REDIS_URL"]).username)
+                    nats_url = env.get("PARLEY_RELAY_NATS_URL", env.get("PARLEY_NATS_URL"))
+                    redis_url = env.get("PARLEY_REDIS_URL")
+                    users[service.group(1)] = (nats_url and urlsplit(nats_url).username,
+                                               redis_url and urlsplit(redis_url).username)
         assert users == {"rooms": ("rooms", "rooms"), "signaling": ("signaling", "signaling"),
                          "logpurge": ("logpurge", None), "metrics": ("metrics", "metrics"),
-                         "relay": ("relay", None)}
+                         "relay": ("relay", None), "gateway": (None, None)}
         bare = re.search(r"nats (nats://[\d.:]+)  redis (redis://[\d.:]+)", out)
         assert bare
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
