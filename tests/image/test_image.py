@@ -120,6 +120,11 @@ def _resolve_env(container: dict[str, Any], values: dict[str, str]) -> dict[str,
             continue
         ref = item["valueFrom"]
         key = (ref.get("secretKeyRef") or {}).get("key") or ref.get("fieldRef", {})["fieldPath"]
+        # each component has its own NATS and Redis user (<component>NatsUrl): this
+        # session's servers take any
+        for suffix in ("NatsUrl", "RedisUrl"):
+            if key.endswith(suffix):
+                key = suffix[0].lower() + suffix[1:]
         env[item["name"]] = values[key]
     return env
 
@@ -164,6 +169,10 @@ def test_image_service_ready_as_chart_runs_it(
     image: str, chart_containers: dict[str, dict[str, Any]], containers: Containers,
     backing: dict[str, str], tmp_path: Path, component: str,
 ) -> None:
+    if component == "rooms":  # as in the chart, logpurge makes the diagnostic log rooms writes
+        lp, lp_port = chart_containers["logpurge"], free_port()
+        lp_name = containers.run(image, _with_port(lp["args"], lp_port), _resolve_env(lp, backing))
+        _wait_ready(f"http://127.0.0.1:{lp_port}/readyz", containers, lp_name)
     spec = chart_containers[component]
     port = free_port()
     env = _resolve_env(spec, backing)
