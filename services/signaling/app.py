@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from services.common import redisclient
 from services.common.bus import NatsBus
+from services.common.httpapp import SecurityHeaders, openapi_url
 from services.common.logs import setup_logging, uvicorn_log_config
 from services.signaling.handlers import WebSocketFastPath, build_router
 from services.signaling.node import Node
@@ -115,9 +116,10 @@ def create_app(settings: SignalingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=openapi_url(cfg.openapi),
     )
     app.include_router(build_router())
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(WebSocketFastPath)
     return app
 
