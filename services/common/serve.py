@@ -64,6 +64,9 @@ def serve(app_obj: Any, host: str, port: int, **options: Any) -> None:
         "log_config": uvicorn_log_config(), "access_log": False,
         "ws_per_message_deflate": False, "server_header": False, "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
+        # a request line or header block over 64 KiB is answered 400 with one log line
+        # (httptools refuses it; h11, when it is the parser, is told the same limit)
+        "h11_max_incomplete_event_size": 64 * 1024,
     }
     defaults.update(options)
     uvicorn.run(app_obj, host=host, port=port, **defaults)
