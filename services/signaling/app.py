@@ -93,11 +93,11 @@ def install_drain_on_sigterm(node: Node) -> Callable[[], None]:
 def create_app(settings: SignalingSettings | None = None) -> FastAPI:
     """The signalling FastAPI app (settings from the environment unless given)."""
     cfg = settings or SignalingSettings()
+    token_key = cfg.require("token_key")  # before serving: a missing key is one line, no trace
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(cfg.log_level, json_lines=cfg.log_json, service="signaling")
-        token_key = cfg.require("token_key")
         async with AsyncExitStack() as stack:
             bus = await NatsBus.connect(cfg.nats_url, name="signaling")
             stack.push_async_callback(bus.close)
