@@ -180,6 +180,7 @@ async def config(request: Request) -> dict[str, Any]:
         "retention_days": s.retention_days,
         "force_relay": s.force_relay,
         "capacity": s.room_capacity,
+        "security_txt": bool(s.security_contact),
         "version": "0.1.0",
     }
 
