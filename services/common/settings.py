@@ -102,11 +102,6 @@ class ParleySettings(BaseSettings):
         description="Origin browsers use (https://chat.example.org): links, the websocket "
         "URL and the allowed Origin derive from it; empty = paths relative to the request.",
     )
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_origin(cls, value: str) -> str:
-        return parse_public_url(value)
     openapi: bool = Field(
         default=False,
         description="Publish the OpenAPI schema (/openapi.json; rooms: /api/openapi.json). "
@@ -130,6 +125,11 @@ class ParleySettings(BaseSettings):
         if "@" in value and ":" not in value and not any(c.isspace() for c in value):
             return f"mailto:{value}"
         raise ValueError("expected a mailto:, https:// or tel: URI, or an e-mail address")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_origin(cls, value: str) -> str:
+        return parse_public_url(value)
 
     def require(self, name: str) -> str:
         """Return the secret setting `name`, or raise SettingsError naming its variable."""

@@ -94,7 +94,7 @@ def create_app(settings: MetricsSettings | None = None, *,
     app.include_router(build_router())
     app.include_router(metrics_router())
     app.include_router(health_router())
-    app.include_router(security_txt_router(settings.security_contact))
+    app.include_router(security_txt_router(settings.security_contact, settings.public_url))
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:

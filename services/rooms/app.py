@@ -86,11 +86,13 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     app = FastAPI(title="Parley rooms", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=openapi_url(settings.openapi, "/api/openapi.json"),
                   **quiet_fastapi())
-    app.add_middleware(ApiGuard, allowed_origins=settings.allowed_origins)
+    # besides the request's own origin: the listed ones, and the public URL's when set
+    app.add_middleware(ApiGuard, allowed_origins=[
+        *settings.allowed_origins, *([settings.public_url] if settings.public_url else [])])
     add_private_middleware(app, service="rooms", csp=WEB_CSP)
     app.include_router(metrics_router())
     app.include_router(health_router())
-    app.include_router(security_txt_router(settings.security_contact))
+    app.include_router(security_txt_router(settings.security_contact, settings.public_url))
     app.include_router(api_router)
     app.include_router(web_router(web_dir))
     return app

@@ -116,3 +116,14 @@ async def test_create_room_json_body_201(raw: httpx.AsyncClient) -> None:
     assert r.status_code == 201
     r = await raw.post("/api/rooms", content=b"", headers={"content-type": "application/json"})
     assert r.status_code == 201
+
+
+def test_public_url_origin_allowed(parley_env: dict[str, str]) -> None:
+    sp = start_service("rooms", [], {**parley_env, "PARLEY_PUBLIC_URL": "https://chat.example"})
+    try:
+        for origin, status in (("https://chat.example", 200), (EVIL, 403)):
+            r = httpx.post(f"{sp.url}/api/rooms/{_room()}/join", json={},
+                           headers={"origin": origin})
+            assert r.status_code == status, origin
+    finally:
+        sp.stop()

@@ -15,3 +15,10 @@ def test_security_txt_fields() -> None:
         "Expires: 2027-05-28T00:00:00Z\n"
         "Preferred-Languages: en\n"
     )
+
+
+def test_security_txt_canonical_when_public_url_known() -> None:
+    text = security_txt("https://example.org/report", now=NOW,
+                        public_url="https://chat.example.org")
+    assert text.splitlines()[-1] == (
+        "Canonical: https://chat.example.org/.well-known/security.txt")
