@@ -31,6 +31,9 @@ from services.common.infra import InfraError, NatsServer, RedisServer, free_port
 from services.statedir import StateDir, StateDirError
 
 READY_TIMEOUT: Final[float] = 30.0
+#: The relayed port range of the dev relay; its listener is picked outside it, so that no
+#: allocation can ever address the listener as a relayed port (a TURN loop).
+RELAY_PORTS: Final[tuple[int, int]] = (49152, 65535)
 STOP_TIMEOUT: Final[float] = 10.0
 PR_SET_PDEATHSIG: Final[int] = 1
 INTERNAL: Final[str] = "127.0.0.1"  # every service but the gateway and the relay listens here
@@ -45,6 +48,26 @@ def _die_with_parent() -> None:
     """In the child: get SIGTERM if `parley dev` itself dies (Linux), so nothing lingers."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_outside(host: str, low: int, high: int, *, udp_too: bool = True,
+                 attempts: int = 200) -> int:
+    """A port free on `host` (TCP, and UDP too by default) that is not in `low`-`high`."""
+    for _ in range(attempts):
+        port = free_port(host, udp_too=udp_too)
+        if not low <= port <= high:
+            return port
+    raise DevStackError(f"no free port outside {low}-{high} on {host}")
+
+
+def relayed_range(listeners: list[int]) -> tuple[int, int]:
+    """`RELAY_PORTS`, or its larger part beside listening ports chosen inside it (--relay-port)."""
+    low, high = RELAY_PORTS
+    inside = sorted(p for p in listeners if low <= p <= high)
+    if not inside:
+        return low, high
+    below, above = (low, inside[0] - 1), (inside[-1] + 1, high)
+    return max(below, above, key=lambda r: r[1] - r[0])
 
 
 def _has(module: str) -> bool:
@@ -211,19 +234,23 @@ class DevStack:
         listen_host = self.relay_host or self.host
         if listen_host == "localhost":
             listen_host = INTERNAL
-        udp = self.relay_port or free_port(INTERNAL, udp_too=True)
+        udp = self.relay_port or port_outside(INTERNAL, *RELAY_PORTS)
         self._relay_ports = f"UDP and TCP {udp}"
         http = free_port(INTERNAL)
+        listeners = [udp]
         argv = [*py, "relay", "--listen", f"{_bracket(listen_host)}:{udp}",
                 "--relay-ip", INTERNAL, "--workers", "1",  # NATS URL: env, never argv
                 "--http-host", INTERNAL, "--http-port", str(http)]
         if self.relay_public_host:
             argv += ["--public-host", self.relay_public_host]
         if self.tls:
-            tls_port = self.relay_tls_port or free_port(INTERNAL)
+            tls_port = self.relay_tls_port or port_outside(INTERNAL, *RELAY_PORTS, udp_too=False)
             self._relay_ports += f", TLS {tls_port}"
+            listeners.append(tls_port)
             argv += ["--tls-listen", f"{_bracket(listen_host)}:{tls_port}",
                      "--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
+        low, high = relayed_range(listeners)
+        argv += ["--ports", f"{low}-{high}"]
         env = dict(base, PARLEY_RELAY_SECRET=secret)
         return Child("relay", argv, env, f"http://{INTERNAL}:{http}/readyz")
 

@@ -44,8 +44,9 @@ const roomPath = (name) => `/api/rooms/${encodeURIComponent(name)}`;
 /** GET /config.json: signalling URL, force_relay, capacity, metrics_url, version. */
 export const getConfig = () => request("GET", "/config.json");
 
-/** POST /api/rooms: a fresh random room `{name, url}`. */
-export const createRoom = () => request("POST", "/api/rooms");
+/** POST /api/rooms: a fresh random room `{name, url}` (an empty JSON body: rooms takes
+ * only `application/json` POSTs, which a foreign page cannot send without a preflight). */
+export const createRoom = () => request("POST", "/api/rooms", {});
 
 /**
  * POST /api/rooms/{name}/join: peer id, join token, ICE servers, room info, owner key.

@@ -91,6 +91,8 @@ async function main() {
     $("schema-status").textContent = "The server cannot be reached.";
     return;
   }
+  // the security.txt link only when the operator published one (else it is a 404)
+  if (config.security_txt) $("security-section").hidden = false;
   if (!config.metrics_url) {
     $("schema-status").textContent =
       "This server collects no usage statistics: no summary is ever sent.";

@@ -1,7 +1,11 @@
-"""ASGI pieces every HTTP service uses: body size limit, a private access log, request spans.
+"""ASGI pieces every HTTP service uses: body size limit, a private access log, request spans,
+and the security headers on every response.
 
 The access log names the route template (`/api/rooms/{name}/join`), never the path (it holds
-room names) nor the client address; spans are named the same way.
+room names) nor the client address; spans are named the same way. `SecurityHeaders` puts a
+Content-Security-Policy (with `frame-ancestors 'none'`), `X-Content-Type-Options: nosniff` and
+`Referrer-Policy: no-referrer` on every response a route did not already give them to, so
+that no HTML page (static files included) goes out without them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_MAX_BODY: Final[int] = 16 * 1024
+#: The CSP of a service that serves no page: nothing may load, nothing may frame it.
+STRICT_CSP: Final[str] = (
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 access_log = logging.getLogger("parley.access")
 REQUEST_SECONDS = Histogram(
@@ -90,9 +98,52 @@ async def _reject(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def add_private_middleware(app: Any, *, service: str, max_body: int = DEFAULT_MAX_BODY) -> None:
-    """Install `PrivateAccessLog` on a FastAPI/Starlette app."""
+def security_headers(csp: str = STRICT_CSP) -> dict[str, str]:
+    """The headers every response carries (a route may set its own values first)."""
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+class SecurityHeaders:
+    """Adds `security_headers(csp)` to every HTTP response that lacks them."""
+
+    def __init__(self, app: ASGIApp, *, csp: str = STRICT_CSP) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in security_headers(csp).items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers") or []}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                if extra:
+                    message = {**message, "headers": [*(message.get("headers") or []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def add_private_middleware(
+    app: Any, *, service: str, max_body: int = DEFAULT_MAX_BODY, csp: str = STRICT_CSP
+) -> None:
+    """Install `PrivateAccessLog` and `SecurityHeaders` on a FastAPI/Starlette app."""
     app.add_middleware(PrivateAccessLog, service=service, max_body=max_body)
+    app.add_middleware(SecurityHeaders, csp=csp)
+
+
+def openapi_url(enabled: bool, path: str = "/openapi.json") -> str | None:
+    """Where FastAPI publishes the OpenAPI schema: nowhere unless `PARLEY_OPENAPI` is on.
+
+    No service serves HTML API docs: FastAPI's load swagger-ui from a CDN onto our origin.
+    """
+    return path if enabled else None
 
 
 def quiet_fastapi() -> dict[str, Any]:

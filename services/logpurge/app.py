@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.common import subjects
 from services.common.bus import Envelope, NatsBus
 from services.common.diaglog import DiagLog
-from services.common.httpapp import add_private_middleware, quiet_fastapi
+from services.common.httpapp import add_private_middleware, openapi_url, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import health_router, metrics_router
 from services.common.roomnames import RoomNameError, normalize
@@ -110,7 +110,7 @@ def create_app(settings: LogpurgeSettings | None = None) -> FastAPI:
             await task
 
     app = FastAPI(title="Parley logpurge", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  **quiet_fastapi())
+                  openapi_url=openapi_url(settings.openapi), **quiet_fastapi())
     add_private_middleware(app, service="logpurge")
     app.include_router(metrics_router())
     app.include_router(health_router())

@@ -35,9 +35,10 @@ def _find_stack() -> None:
 
 
 def _settings() -> Any:
+    from services.common.serve import load_settings
     from services.logpurge.settings import LogpurgeSettings
 
-    return LogpurgeSettings()
+    return load_settings(LogpurgeSettings)
 
 
 def _with_store(fn: Callable[[Any], Awaitable[T]]) -> T:

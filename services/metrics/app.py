@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 
 from services.common import redisclient
 from services.common.bus import NatsBus
-from services.common.httpapp import add_private_middleware, quiet_fastapi
+from services.common.httpapp import add_private_middleware, openapi_url, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import health_router, metrics_router
 from services.common.ratelimit import RateLimiter
+from services.common.securitytxt import security_txt_router
 from services.common.telemetry import setup_tracing
 from services.metrics import aggregator
 from services.metrics.bus import ensure_stream
@@ -77,7 +78,7 @@ def create_app(settings: MetricsSettings | None = None, *,
     # FastAPI's own telemetry is off: `add_private_middleware` makes the one span per request,
     # named by route template; FastAPI's would duplicate it (and it records raw URL paths).
     app = FastAPI(title="Parley metrics", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None, **quiet_fastapi())
+                  openapi_url=openapi_url(settings.openapi), **quiet_fastapi())
     add_private_middleware(app, service="metrics", max_body=MAX_BEACON_BYTES)
     if settings.metrics_allowed_origins:
         app.add_middleware(
@@ -93,6 +94,7 @@ def create_app(settings: MetricsSettings | None = None, *,
     app.include_router(build_router())
     app.include_router(metrics_router())
     app.include_router(health_router())
+    app.include_router(security_txt_router(settings.security_contact, settings.public_url))
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:

@@ -41,16 +41,11 @@ def aggregate() -> None:
     import asyncio
     import signal
 
-    from pydantic import ValidationError
-
-    from services.common.serve import fail, settings_error
+    from services.common.serve import load_settings
     from services.metrics.app import run_aggregator_only
     from services.metrics.settings import MetricsSettings
 
-    try:
-        settings = MetricsSettings()
-    except ValidationError as exc:
-        fail(settings_error(exc))
+    settings = load_settings(MetricsSettings)
 
     async def go() -> None:
         stop = asyncio.Event()

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, field_validator, model_validator
 
-from services.common.settings import ParleySettings, SettingsError
+from services.common.settings import (
+    CidrList,
+    ParleySettings,
+    SecretList,
+    SettingsError,
+    StrList,
+)
 
 MIN_K_WITHOUT_FLAG = 5
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [v.strip() for v in text.split(",") if v.strip()]
-    return value
 
 
 class MetricsSettings(ParleySettings):
@@ -27,7 +22,7 @@ class MetricsSettings(ParleySettings):
 
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8085, ge=1, le=65535, description="HTTP port.")
-    metrics_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    metrics_api_keys: SecretList = Field(
         default_factory=list,
         description="API keys for /reports, comma-separated (none: reports are refused).",
     )
@@ -43,7 +38,7 @@ class MetricsSettings(ParleySettings):
         description="Differential-privacy epsilon per released report (opendp, discrete "
         "Laplace noise on counts); unset = no noise.",
     )
-    metrics_allowed_origins: Annotated[list[str], NoDecode] = Field(
+    metrics_allowed_origins: StrList = Field(
         default_factory=list,
         description="Origins allowed to POST beacons and read /stats data (CORS), "
         "comma-separated; '*' = any; empty = none (same-origin only).",
@@ -70,7 +65,7 @@ class MetricsSettings(ParleySettings):
         default=600.0, ge=1, le=86400,
         description="Seconds within which a repeated session nonce is dropped (JetStream).",
     )
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+    trusted_proxies: CidrList = Field(
         default_factory=list,
         description="CIDRs whose X-Forwarded-For is believed (for the rate limit only).",
     )
@@ -82,12 +77,6 @@ class MetricsSettings(ParleySettings):
     metrics_batch: int = Field(
         default=256, ge=1, le=4096, description="Beacons the aggregator folds per batch."
     )
-
-    @field_validator("metrics_api_keys", "metrics_allowed_origins", "trusted_proxies",
-                     mode="before")
-    @classmethod
-    def _split_lists(cls, value: object) -> object:
-        return _split(value)
 
     @field_validator("metrics_allowed_origins")
     @classmethod

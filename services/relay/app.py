@@ -22,10 +22,13 @@ from multiprocessing.process import BaseProcess
 from typing import Final
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from services.common.messages import RelayControl, RelayHeartbeat
 
 from .bus import FleetLink, make_heartbeat
+from services.common.serve import settings_source_error
+
 from .errors import ConfigError, StartupError
 from .http import HealthServer
 from .metrics import make_registry
@@ -297,10 +300,14 @@ def load_settings(**overrides: object) -> RelaySettings:
         return RelaySettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = "_".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
-        option = f"--{where.replace('_', '-')}: " if where else ""
+        option = (
+            f"--{where.replace('_', '-')} (PARLEY_RELAY_{where.upper()}): " if where else ""
+        )
         raise ConfigError(f"{option}{message}") from exc
+    except PydanticSettingsError as exc:  # a value the environment source could not decode
+        raise ConfigError(f"{settings_source_error(exc, 'PARLEY_RELAY_')}") from exc
 
 
 with contextlib.suppress(ImportError):

@@ -13,7 +13,15 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-_STATUS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_STATUS = {
+    200: "OK", 404: "Not Found", 405: "Method Not Allowed",
+    431: "Request Header Fields Too Large", 503: "Service Unavailable",
+}
+#: Every answer carries the headers our other HTTP services put on theirs.
+_SECURITY_HEADERS = (
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+)
 
 
 class HealthServer:
@@ -46,19 +54,21 @@ class HealthServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), 5.0)
-            for _ in range(100):
-                header = await asyncio.wait_for(reader.readline(), 5.0)
-                if header in (b"\r\n", b"\n", b""):
-                    break
+            try:
+                line = await asyncio.wait_for(reader.readline(), 5.0)
+                for _ in range(100):
+                    header = await asyncio.wait_for(reader.readline(), 5.0)
+                    if header in (b"\r\n", b"\n", b""):
+                        break
+            except ValueError:  # a line over the reader's limit (64 KiB): no traceback
+                writer.write(_answer(431, b"request line or header too large\n", "text/plain"))
+                await writer.drain()
+                return
             parts = line.split()
             method, path = (parts[0], parts[1].split(b"?")[0]) if len(parts) >= 2 else (b"", b"")
             status, body, ctype = self._route(method, path)
-            head = (
-                f"HTTP/1.1 {status} {_STATUS[status]}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + (body if method != b"HEAD" else b""))
+            writer.write(_answer(status, body if method != b"HEAD" else b"", ctype,
+                                 length=len(body)))
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
@@ -77,3 +87,13 @@ class HealthServer:
         if path == b"/metrics":
             return 200, generate_latest(self.registry), CONTENT_TYPE_LATEST
         return 404, b"not found\n", "text/plain"
+
+
+def _answer(status: int, body: bytes, ctype: str, *, length: int | None = None) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection."""
+    head = (
+        f"HTTP/1.1 {status} {_STATUS[status]}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body) if length is None else length}\r\n{_SECURITY_HEADERS}"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body

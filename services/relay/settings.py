@@ -8,8 +8,10 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.common.settings import check_cidrs, split_list
 
 from .turn.policy import parse_networks
 
@@ -67,8 +69,10 @@ class RelaySettings(BaseSettings):
         default=None, description="File with the current secret on line 1, previous on line 2."
     )
     workers: int = Field(default=0, ge=0, le=256, description="Worker processes; 0 = cores.")
-    allow_peer: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="CIDRs opened to peers despite the deny list."
+    allow_peer: Annotated[list[str], NoDecode, AfterValidator(check_cidrs)] = Field(
+        default_factory=list,
+        description="CIDRs opened to peers despite the deny list (comma- or space-separated, "
+        "or a JSON list). Never opens the relay's own listening ports.",
     )
     user_quota: int = Field(default=10, ge=1, description="Allocations per username.")
     total_quota: int = Field(default=10000, ge=1, description="Allocations per relay.")
@@ -99,9 +103,9 @@ class RelaySettings(BaseSettings):
     @field_validator("allow_peer", mode="before")
     @classmethod
     def _split_cidrs(cls, value: Any) -> Any:
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.strip().startswith("["):
             return [v for v in value.replace(",", " ").split() if v]
-        return value
+        return split_list(value)
 
     @model_validator(mode="after")
     def _check(self) -> RelaySettings:

@@ -3,12 +3,14 @@
 One `multiprocessing.RawArray` of doubles: a control block the supervisor writes (drain,
 stop after drain, deadline, secrets generation) and one slot per worker that the worker
 writes (ready, allocations, counters). Single-writer fields, so no locks are needed.
+`LivePorts` is a byte per UDP port: which relayed ports have a live socket, written by the
+worker that owns the port (workers' port slices are disjoint), read by all of them.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from ctypes import c_double
+from ctypes import c_double, c_uint8
 from typing import Any, Final
 
 CONTROL_FIELDS: Final[tuple[str, ...]] = ("draining", "stopping", "deadline", "secrets_generation")
@@ -32,6 +34,24 @@ _C: Final[dict[str, int]] = {n: i for i, n in enumerate(CONTROL_FIELDS)}
 _W: Final[dict[str, int]] = {n: i for i, n in enumerate(WORKER_FIELDS)}
 
 
+class LivePorts:
+    """The relayed ports with a live socket, shared by every worker (a byte per port)."""
+
+    def __init__(self, array: Any = None) -> None:
+        self.array: Any = array if array is not None else multiprocessing.RawArray(c_uint8, 65536)
+
+    def add(self, port: int) -> None:
+        """Mark `port` live (by the worker that bound it)."""
+        self.array[port] = 1
+
+    def discard(self, port: int) -> None:
+        """Mark `port` closed."""
+        self.array[port] = 0
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and 0 <= port < 65536 and bool(self.array[port])
+
+
 class SharedState:
     """Typed access to the shared array."""
 
@@ -39,6 +59,7 @@ class SharedState:
         self.workers = workers
         size = len(CONTROL_FIELDS) + workers * len(WORKER_FIELDS)
         self.array: Any = array if array is not None else multiprocessing.RawArray(c_double, size)
+        self.live_ports = LivePorts()
 
     def get(self, name: str) -> float:
         """A control field."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import random
@@ -44,14 +45,32 @@ class ListenSockets:
     extra: list[socket.socket] = field(default_factory=list)
 
 
+def _ip_literals(*hosts: str | None) -> tuple[str, ...]:
+    """The hosts that are IP addresses (not wildcards, not names)."""
+    out: list[str] = []
+    for host in hosts:
+        with contextlib.suppress(ValueError, AttributeError):
+            ip = ipaddress.ip_address(host or "")
+            if not ip.is_unspecified:
+                out.append(str(ip))
+    return tuple(out)
+
+
 def server_config(settings: RelaySettings, *, workers: int = 1) -> ServerConfig:
     """The core's configuration from the relay settings (quota split across workers)."""
+    listen_host, listen_port = settings.listen_address()
+    tls = settings.tls_address()
     return ServerConfig(
         realm=settings.realm,
         secrets=tuple(settings.secrets()),
         relay_ip=settings.effective_relay_ip(),
         relay_ports=settings.port_range(),
         allow_peer=parse_networks(settings.allow_peer),
+        listen_ports=tuple(
+            p for p in (listen_port, tls[1] if tls else None, settings.public_port,
+                        settings.public_tcp_port) if p is not None
+        ),
+        own_ips=_ip_literals(listen_host, tls[0] if tls else None, settings.public_host),
         user_quota=settings.user_quota,
         total_quota=max(1, -(-settings.total_quota // workers)),
         max_lifetime=float(settings.max_lifetime),
@@ -82,7 +101,9 @@ class Worker:
         self.sockets = sockets
         self.index = index
         self.shared = shared
-        self.server = TurnServer(server_config(settings, workers=shared.workers))
+        self.server = TurnServer(
+            server_config(settings, workers=shared.workers), live_ports=shared.live_ports
+        )
         self.relay_ip = settings.effective_relay_ip()
         self.ports = worker_ports(*settings.port_range(), index, shared.workers)
         self.relays: dict[tuple[str, int], asyncio.DatagramTransport] = {}

@@ -15,15 +15,17 @@ from services.common import redisclient
 from services.common.bus import NatsBus
 from services.common.credentials import SecretSource
 from services.common.diaglog import DiagLog
-from services.common.httpapp import add_private_middleware, quiet_fastapi
+from services.common.httpapp import add_private_middleware, openapi_url, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import health_router, metrics_router
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
+from services.common.securitytxt import security_txt_router
 from services.common.telemetry import setup_tracing
 from services.rooms.bus import follow_relays
+from services.rooms.guard import ApiGuard
 from services.rooms.relays import RelayRegistry
-from services.rooms.routes import api_router, web_router
+from services.rooms.routes import WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,16 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             yield
             log.info("rooms shutting down")
 
-    app = FastAPI(title="Parley rooms", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None, **quiet_fastapi())
-    add_private_middleware(app, service="rooms")
+    app = FastAPI(title="Parley rooms", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=openapi_url(settings.openapi, "/api/openapi.json"),
+                  **quiet_fastapi())
+    # besides the request's own origin: the listed ones, and the public URL's when set
+    app.add_middleware(ApiGuard, allowed_origins=[
+        *settings.allowed_origins, *([settings.public_url] if settings.public_url else [])])
+    add_private_middleware(app, service="rooms", csp=WEB_CSP)
     app.include_router(metrics_router())
     app.include_router(health_router())
+    app.include_router(security_txt_router(settings.security_contact, settings.public_url))
     app.include_router(api_router)
     app.include_router(web_router(web_dir))
     return app

@@ -33,16 +33,18 @@ NO_RELAY_WARNING = (
     "no TURN relay is available: calls between networks that block direct connections may fail"
 )
 OWNER_ABSENT = "the owner's rights take effect once the owner is in the call"
+#: The web client's CSP; `SecurityHeaders` also puts it on /static files and every answer.
+WEB_CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' data:; "
+    "media-src 'self' blob: mediastream:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 HTML_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' data:; "
-        "media-src 'self' blob: mediastream:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
+    "Content-Security-Policy": WEB_CSP,
 }
 
 
@@ -178,6 +180,7 @@ async def config(request: Request) -> dict[str, Any]:
         "retention_days": s.retention_days,
         "force_relay": s.force_relay,
         "capacity": s.room_capacity,
+        "security_txt": bool(s.security_contact),
         "version": "0.1.0",
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from services.common.settings import ParleySettings
+from services.common.settings import CidrList, ParleySettings, StrList, StunUrlList
 
 
 class RoomsSettings(ParleySettings):
@@ -49,7 +49,7 @@ class RoomsSettings(ParleySettings):
             "Ingress routes the metrics paths); unset means no usage statistics at all."
         ),
     )
-    stun_urls: list[str] = Field(
+    stun_urls: StunUrlList = Field(
         default_factory=list,
         description="STUN URLs handed out when no relay is live (none by default: privacy).",
     )
@@ -70,7 +70,13 @@ class RoomsSettings(ParleySettings):
     join_rate: float = Field(default=2.0, gt=0, description="Joins per second per client.")
     join_burst: int = Field(default=20, ge=1, description="Burst of joins per client.")
     web_dir: str = Field(default="", description="Folder of the web client; empty = bundled.")
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: CidrList = Field(
         default_factory=list,
         description="CIDRs whose X-Forwarded-For is believed (the client address recorded).",
+    )
+    allowed_origins: StrList = Field(
+        default_factory=list,
+        description="Origins, besides the page's own, allowed to POST to /api (the variable "
+        "signalling reads for /ws); '*': any. Requests without an Origin (non-browser "
+        "clients) are allowed.",
     )

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from services.common import redisclient
 from services.common.bus import NatsBus
+from services.common.httpapp import SecurityHeaders, openapi_url
 from services.common.logs import setup_logging, uvicorn_log_config
 from services.signaling.handlers import WebSocketFastPath, build_router
 from services.signaling.node import Node
@@ -92,11 +93,11 @@ def install_drain_on_sigterm(node: Node) -> Callable[[], None]:
 def create_app(settings: SignalingSettings | None = None) -> FastAPI:
     """The signalling FastAPI app (settings from the environment unless given)."""
     cfg = settings or SignalingSettings()
+    token_key = cfg.require("token_key")  # before serving: a missing key is one line, no trace
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(cfg.log_level, json_lines=cfg.log_json, service="signaling")
-        token_key = cfg.require("token_key")
         async with AsyncExitStack() as stack:
             bus = await NatsBus.connect(cfg.nats_url, name="signaling")
             stack.push_async_callback(bus.close)
@@ -115,9 +116,10 @@ def create_app(settings: SignalingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=openapi_url(cfg.openapi),
     )
     app.include_router(build_router())
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(WebSocketFastPath)
     return app
 

@@ -6,14 +6,11 @@ list (or a JSON list).
 
 from __future__ import annotations
 
-import json
 import secrets
-from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
 
-from services.common.settings import ParleySettings
+from services.common.settings import CidrList, ParleySettings, StrList
 from services.signaling.resume import Deadlines
 from services.signaling.session import Limits
 
@@ -43,7 +40,7 @@ class SignalingSettings(ParleySettings):
         "messages) tolerated in a burst before the socket is closed (4429 / 1009).")
     abuse_per_second: float = Field(
         default=1.0, ge=0, description="Rate at which tolerance for violations recovers.")
-    allowed_origins: Annotated[list[str], NoDecode] = Field(
+    allowed_origins: StrList = Field(
         default_factory=list, description="Origins allowed to open /ws; empty: same host "
         "name as the request (any port), '*': any.")
     resume_grace: float = Field(
@@ -73,19 +70,14 @@ class SignalingSettings(ParleySettings):
         "(kept in memory only, under a keyed hash).")
     connect_burst: float = Field(
         default=60.0, ge=1, description="New sockets a client address may open in a burst.")
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+    trusted_proxies: CidrList = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed when "
         "rate-limiting new sockets per client address.")
 
-    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @field_validator("allowed_origins")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [o.strip().rstrip("/") for o in text.split(",") if o.strip()]
-        return value
+    def _strip_slash(cls, value: list[str]) -> list[str]:
+        return [o.strip().rstrip("/") for o in value]
 
     def origins(self) -> list[str]:
         """Origins allowed to open /ws: the list if set, else the public URL if set, else

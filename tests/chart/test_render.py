@@ -168,3 +168,21 @@ def test_template_operator_rbac_is_namespaced_and_read_only_cluster_wide(render:
                  and m["metadata"]["name"] == "parley-operator"]
     assert "--standalone" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     assert deploy["spec"]["strategy"]["type"] == "Recreate"
+
+
+def _env_of(manifests: tuple[Manifest, ...], component: str) -> dict[str, Any]:
+    (dep,) = [m for m in manifests if m["kind"] == "Deployment"
+              and m["metadata"]["name"].endswith(f"-{component}")]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_template_security_contact_passed_only_when_set(render: Any) -> None:
+    assert "PARLEY_SECURITY_CONTACT" not in _env_of(render(), "rooms")
+    env = _env_of(render(None, "--set", "config.securityContact=security@example.org"), "rooms")
+    assert env["PARLEY_SECURITY_CONTACT"] == "security@example.org"
+
+
+def test_template_rooms_reads_the_allowed_origins(render: Any) -> None:
+    env = _env_of(render(None, "--set", "signaling.allowedOrigins={https://a.example}"), "rooms")
+    assert env["PARLEY_ALLOWED_ORIGINS"] == "https://a.example"

@@ -281,6 +281,10 @@ The NATS and Redis URLs are the component's own (its own users), from the connec
 {{- /* rooms (diagnostic address), signalling and metrics (per-address limits) read it */}}
 - name: PARLEY_TRUSTED_PROXIES
   value: {{ .Values.config.trustedProxies | toJson | quote }}
+{{- with .Values.config.securityContact }}
+- name: PARLEY_SECURITY_CONTACT
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}

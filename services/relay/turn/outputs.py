@@ -20,6 +20,10 @@ class ServerConfig:
     relay_ip: str = "127.0.0.1"
     relay_ports: tuple[int, int] = (49152, 65535)
     allow_peer: tuple[IPNetwork, ...] = ()
+    #: the relay's listening ports (UDP/TCP, TLS): never reachable as a peer.
+    listen_ports: tuple[int, ...] = ()
+    #: more addresses of the relay's own (its public one, a specific listen address).
+    own_ips: tuple[str, ...] = ()
     user_quota: int = 10
     total_quota: int = 1000
     default_lifetime: float = 600.0

@@ -3,15 +3,18 @@
 A relay must never be a way into the network it runs in (the TURN-as-SSRF-proxy attacks):
 loopback, link-local (incl. cloud metadata 169.254.169.254), unspecified, multicast,
 broadcast, reserved, private, CGNAT and IPv6 ULA/link-local are refused, also in their
-IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 forms. The relay's own relayed addresses
-(relay IP + a port in the relay range) stay reachable so two clients of one relay meet.
+IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 forms. Among the relay's own addresses only
+its live relayed sockets are reachable, so that two clients of one relay meet; its listening
+ports never are, on any address that reaches them (its own, loopback, unspecified), not even
+through `--allow-peer`: relaying to its own listener would nest allocations into a TURN loop
+(compare coturn's CVE-2020-26262).
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from functools import lru_cache
 from typing import Final
 
@@ -96,11 +99,25 @@ class PeerPolicy:
         relay_ips: Iterable[str] = (),
         relay_ports: tuple[int, int] = (49152, 65535),
         allow: Iterable[IPNetwork] = (),
+        listen_ports: Iterable[int] = (),
+        live_ports: Container[int] = frozenset(),
     ) -> None:
+        """
+        Args:
+            relay_ips: the relay's own addresses (relayed sockets bind the first).
+            relay_ports: the relayed port range.
+            allow: `--allow-peer` networks, opened despite the deny list.
+            listen_ports: the relay's listening ports (UDP/TCP, TLS): never a peer.
+            live_ports: the relayed ports with a live socket now (read at every decision;
+                the shell shares one set across its workers).
+        """
         self.relay_ips: frozenset[str] = frozenset(str(ipaddress.ip_address(i)) for i in relay_ips)
         self.relay_ports = relay_ports
         self.allow = tuple(allow)
+        self.listen_ports = frozenset(listen_ports)
+        self.live_ports = live_ports
         self.verdict = lru_cache(maxsize=4096)(self._verdict)
+        self.is_self = lru_cache(maxsize=4096)(self._is_self)
 
     def _allowed_by_config(self, ip: IPAddress) -> bool:
         return any(ip.version == n.version and ip in n for n in self.allow)
@@ -124,15 +141,34 @@ class PeerPolicy:
                 return Verdict.DENY if _denied(inner) else Verdict.ALLOW
         return Verdict.DENY if _denied(ip) else Verdict.ALLOW
 
+    def _is_self(self, host: str) -> bool:
+        """Does `host` reach this machine: its own IPs, loopback, unspecified (any form)?"""
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address):
+            inner = embedded_ipv4(ip)
+            if inner is not None:
+                ip = inner
+        return str(ip) in self.relay_ips or ip.is_loopback or ip.is_unspecified
+
     def permits_ip(self, host: str) -> bool:
         """Whether a permission for `host` may be installed (RFC 8656 §9: IP only)."""
         return self.verdict(host) is not Verdict.DENY
 
     def permits(self, peer: tuple[str, int]) -> bool:
-        """Whether data may be sent to `peer` (host, port)."""
-        verdict = self.verdict(peer[0])
+        """Whether data may be sent to `peer` (host, port).
+
+        Never to one of the relay's listening ports on an address of its own; on its own
+        IP, only to a relayed port whose socket is live (RFC 8656 §21.2.3, a relay loop).
+        """
+        host, port = peer[0], peer[1]
+        if port in self.listen_ports and self.is_self(host):
+            return False
+        verdict = self.verdict(host)
         if verdict is Verdict.OWN:
-            return self.relay_ports[0] <= peer[1] <= self.relay_ports[1]
+            return self.relay_ports[0] <= port <= self.relay_ports[1] and port in self.live_ports
         return verdict is Verdict.ALLOW
 
 

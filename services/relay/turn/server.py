@@ -11,7 +11,7 @@ response. Hot paths (`channel_to_peer`, `peer_to_client`) return one output or N
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ..stun.attributes import Address
 from ..stun.constants import (
@@ -64,6 +64,14 @@ __all__ = [
 ]
 
 
+class PortSet(Protocol):
+    """The relayed ports with a live socket (a `set`, or the shell's shared one)."""
+
+    def add(self, port: int) -> None: ...
+    def discard(self, port: int) -> None: ...
+    def __contains__(self, port: object) -> bool: ...
+
+
 @dataclass(slots=True)
 class _Pending:
     message: Message
@@ -74,8 +82,20 @@ class _Pending:
 class TurnServer:
     """All allocations of one worker, and the rules that govern them."""
 
-    def __init__(self, config: ServerConfig, *, nonce_key: bytes | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, nonce_key: bytes | None = None,
+        live_ports: PortSet | None = None,
+    ) -> None:
+        """
+        Args:
+            config: what the shell was told.
+            nonce_key: the key nonces are signed with (random when None).
+            live_ports: where this server records the relayed ports it holds; the shell
+                passes one set shared by all its workers, so that every worker lets its
+                clients reach any live relayed socket of the relay and nothing else of it.
+        """
         self.config = config
+        self.live_ports: PortSet = live_ports if live_ports is not None else set()
         self.auth = Authenticator(
             realm=config.realm,
             secrets=list(config.secrets),
@@ -83,7 +103,9 @@ class TurnServer:
             nonce_key=nonce_key,
         )
         self.policy = PeerPolicy(
-            relay_ips=[config.relay_ip], relay_ports=config.relay_ports, allow=config.allow_peer
+            relay_ips=[config.relay_ip, *config.own_ips], relay_ports=config.relay_ports,
+            allow=config.allow_peer, listen_ports=config.listen_ports,
+            live_ports=self.live_ports,
         )
         self.family = FAMILY_IPV6 if ":" in config.relay_ip else FAMILY_IPV4
         self.limiter = RateLimiter(config.request_rate, config.request_burst)
@@ -247,6 +269,7 @@ class TurnServer:
         )
         self._by_client[client] = alloc
         self._by_relayed[relayed] = alloc
+        self.live_ports.add(relayed[1])
         self._user_counts[ident.username] = self._user_counts.get(ident.username, 0) + 1
         self.stats.allocations_created += 1
         self._next_wake = min(self._next_wake, alloc.expires) if self._next_wake else alloc.expires
@@ -438,6 +461,7 @@ class TurnServer:
             return []
         del self._by_client[alloc.client]
         del self._by_relayed[alloc.relayed]
+        self.live_ports.discard(alloc.relayed[1])
         left = self._user_counts.get(alloc.username, 1) - 1
         if left > 0:
             self._user_counts[alloc.username] = left

@@ -44,10 +44,13 @@ def relay_port_range(size: int = 200) -> str:
 class RelayProcess:
     """One `python -m services.relay` subprocess."""
 
-    def __init__(self, *extra: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
-        self.port = free_port_pair()
+    def __init__(
+        self, *extra: str, workers: int = 1, env: dict[str, str] | None = None,
+        port: int | None = None, ports: str | None = None,
+    ) -> None:
+        self.port = port or free_port_pair()
         self.http_port = free_tcp_port()
-        self.ports = relay_port_range()
+        self.ports = ports or relay_port_range()
         self.args = [
             sys.executable, "-m", "services.relay",
             "--listen", f"127.0.0.1:{self.port}", "--relay-ip", "127.0.0.1",

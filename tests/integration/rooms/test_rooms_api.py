@@ -29,7 +29,9 @@ def unique_room() -> str:
 
 @pytest.fixture
 async def client(rooms_proc: ServiceProcess) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(base_url=rooms_proc.url, timeout=10) as c:
+    # as the web client does: /api POSTs are JSON (rooms refuses others with 415)
+    async with httpx.AsyncClient(base_url=rooms_proc.url, timeout=10,
+                                 headers={"content-type": "application/json"}) as c:
         yield c  # type: ignore[misc]
 
 
@@ -230,7 +232,7 @@ async def test_no_live_relay_warns(parley_env: dict[str, str]) -> None:
     try:
         await asyncio.sleep(1.2)  # let any heartbeat from other tests go stale
         async with httpx.AsyncClient(base_url=sp.url) as c:
-            body = (await c.post(f"/api/rooms/{unique_room()}/join")).json()
+            body = (await c.post(f"/api/rooms/{unique_room()}/join", json={})).json()
         assert turn_host(body) is None
         assert any("no TURN relay" in w for w in body["warnings"])
     finally:
@@ -244,7 +246,8 @@ async def test_join_rate_limited(parley_env: dict[str, str]) -> None:
     try:
         async with httpx.AsyncClient(base_url=sp.url) as c:
             codes = [
-                (await c.post(f"/api/rooms/{unique_room()}/join")).status_code for _ in range(5)
+                (await c.post(f"/api/rooms/{unique_room()}/join", json={})).status_code
+                for _ in range(5)
             ]
         assert codes == [200, 200, 200, 429, 429]
     finally:

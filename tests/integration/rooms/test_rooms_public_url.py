@@ -51,13 +51,13 @@ async def client(rooms_proc: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]
 
 
 async def test_create_room_forged_host_gives_a_path(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/rooms", headers=FORGED)
+    r = await client.post("/api/rooms", json={}, headers=FORGED)
     assert r.status_code == 201
     assert r.json()["url"] == "/" + r.json()["name"]
 
 
 async def test_join_forged_host_gives_websocket_path(client: httpx.AsyncClient) -> None:
-    r = await client.post(f"/api/rooms/{unique_room()}/join", headers=FORGED)
+    r = await client.post(f"/api/rooms/{unique_room()}/join", json={}, headers=FORGED)
     assert r.status_code == 200
     assert r.json()["signaling_url"] == "/ws"
     config = (await client.get("/config.json", headers=FORGED)).json()
@@ -66,9 +66,9 @@ async def test_join_forged_host_gives_websocket_path(client: httpx.AsyncClient) 
 
 async def test_public_url_builds_every_url(public_rooms: ServiceProcess) -> None:
     async with httpx.AsyncClient(base_url=public_rooms.url, timeout=10) as c:
-        created = (await c.post("/api/rooms", headers=FORGED)).json()
+        created = (await c.post("/api/rooms", json={}, headers=FORGED)).json()
         assert created["url"] == f"{PUBLIC}/{created['name']}"
-        joined = (await c.post(f"/api/rooms/{unique_room()}/join", headers=FORGED)).json()
+        joined = (await c.post(f"/api/rooms/{unique_room()}/join", json={}, headers=FORGED)).json()
         assert joined["signaling_url"] == "wss://chat.example.org/ws"
         config = (await c.get("/config.json", headers=FORGED)).json()
         assert config["signaling_url"] == "wss://chat.example.org/ws"
@@ -95,7 +95,7 @@ async def _join_with_loopback_relay(bus: NatsBus, c: httpx.AsyncClient,
         await bus.publish(subjects.relay_heartbeat(rid), hb.model_dump_json().encode())
         await bus.flush()
         await asyncio.sleep(0.1)
-        body = (await c.post(f"/api/rooms/{unique_room()}/join", headers=headers)).json()
+        body = (await c.post(f"/api/rooms/{unique_room()}/join", json={}, headers=headers)).json()
         if _turn_hosts(body):
             return body
     return body

@@ -40,13 +40,50 @@ def test_policy_allow_peer_opens_range() -> None:
 
 
 def test_policy_own_relay_ports_only() -> None:
-    policy = PeerPolicy(relay_ips=["127.0.0.1"], relay_ports=(40000, 40010))
+    policy = PeerPolicy(relay_ips=["127.0.0.1"], relay_ports=(40000, 40010),
+                        live_ports={40000, 40005})
     assert policy.verdict("127.0.0.1") is Verdict.OWN
     assert policy.permits_ip("127.0.0.1")
     assert policy.permits(("127.0.0.1", 40005))
     assert not policy.permits(("127.0.0.1", 22))
     assert not policy.permits(("127.0.0.2", 40005))
     assert policy.permits(("::ffff:127.0.0.1", 40000))
+
+
+def test_policy_own_ip_only_live_relayed_ports() -> None:
+    live: set[int] = {40001}
+    policy = PeerPolicy(relay_ips=["127.0.0.1"], relay_ports=(40000, 40010), live_ports=live)
+    assert not policy.permits(("127.0.0.1", 40002))  # in the range, but no socket there
+    live.add(40002)  # the set is read at every decision (the shell shares it)
+    assert policy.permits(("127.0.0.1", 40002))
+    live.discard(40001)
+    assert not policy.permits(("127.0.0.1", 40001))
+
+
+LISTENER_HOSTS = ["192.0.2.10", "127.0.0.1", "127.0.0.53", "0.0.0.0", "::", "::1",
+                  "::ffff:192.0.2.10", "::ffff:127.0.0.1", "64:ff9b::c000:20a"]
+
+
+@pytest.mark.parametrize("host", LISTENER_HOSTS)
+def test_policy_never_its_own_listener(host: str) -> None:
+    # the listener port sits inside the relayed range and even has a "live" mark: still no
+    policy = PeerPolicy(relay_ips=["192.0.2.10"], relay_ports=(3000, 4000),
+                        listen_ports=[3478], live_ports={3478})
+    assert not policy.permits((host, 3478))
+
+
+@pytest.mark.parametrize("host", LISTENER_HOSTS)
+def test_policy_allow_peer_never_opens_its_listener(host: str) -> None:
+    policy = PeerPolicy(relay_ips=["192.0.2.10"], listen_ports=[3478, 443],
+                        allow=parse_networks(["0.0.0.0/0", "::/0"]))
+    assert not policy.permits((host, 3478))
+    assert not policy.permits((host, 443))
+    assert policy.permits((host, 3479))  # the operator opened everything else on purpose
+
+
+def test_policy_listener_port_elsewhere_allowed() -> None:
+    policy = PeerPolicy(relay_ips=["192.0.2.10"], listen_ports=[3478])
+    assert policy.permits(("8.8.8.8", 3478))  # another host's TURN server is just a peer
 
 
 def test_parse_networks_bad_cidr() -> None:

@@ -454,9 +454,13 @@ def test_own_relayed_address_reachable(server: TurnServer) -> None:
 def test_send_to_relay_ip_outside_port_range_dropped(server: TurnServer) -> None:
     a = Sim(server, Client("udp", ("203.0.113.5", 1)))
     a.allocate()
+    b = Sim(server, Client("udp", ("203.0.113.6", 1)))
+    b.next_port = 50001
+    b.allocate()
     r, _ = a.request(Method.CREATE_PERMISSION, peers=[(RELAY_IP, 0)])
     assert error_code(r) is None
-    for port, relayed in ((22, False), (50010, True)):
+    # only a live relayed socket: not a port outside the range, nor a free one inside it
+    for port, relayed in ((22, False), (50010, False), (50001, True)):
         send = Message(Method.SEND, Class.INDICATION, os.urandom(12), {Attr.DATA: b"x"},
                        peer_addresses=[(RELAY_IP, port)])  # fmt: skip
         assert bool(server.handle_client(a.client, serialize(send), NOW)) is relayed
@@ -509,3 +513,33 @@ def test_channel_bind_rfc5766_range_when_enabled() -> None:
     assert server.handle_client(sim.client, pack_channel_data(0x56FD, b"z"), NOW) == [
         ToPeer((RELAY_IP, 50000), PEER, b"z")
     ]
+
+
+def test_listener_in_relayed_range_refused() -> None:
+    # the dev stack's old shape: the listening port fell inside the relayed range
+    server = make_server(listen_ports=(50500,), allow_peer=["198.51.100.0/24"])
+    a = Sim(server, Client("udp", ("203.0.113.5", 1)))
+    a.allocate()
+    r, _ = a.request(Method.CREATE_PERMISSION, peers=[(RELAY_IP, 0)])
+    assert error_code(r) is None
+    for host in (RELAY_IP, "127.0.0.1", "0.0.0.0"):
+        r, _ = a.request(Method.CHANNEL_BIND, {Attr.CHANNEL_NUMBER: 0x4000}, peers=[(host, 50500)])
+        assert error_code(r) == 403, host
+    binding = serialize(Message(Method.BINDING, Class.REQUEST, os.urandom(12)))
+    send = Message(Method.SEND, Class.INDICATION, os.urandom(12), {Attr.DATA: binding},
+                   peer_addresses=[(RELAY_IP, 50500)])  # fmt: skip
+    assert server.handle_client(a.client, serialize(send), NOW) == []
+
+
+def test_live_ports_follow_allocations(server: TurnServer) -> None:
+    a = Sim(server, Client("udp", ("203.0.113.5", 1)))
+    b = Sim(server, Client("udp", ("203.0.113.6", 1)))
+    a.allocate()
+    b.next_port = 50001
+    b.allocate()
+    assert 50000 in server.live_ports and 50001 in server.live_ports
+    r, _ = b.request(Method.REFRESH, {Attr.LIFETIME: 0})
+    assert error_code(r) is None
+    assert 50001 not in server.live_ports
+    r, _ = a.request(Method.CHANNEL_BIND, {Attr.CHANNEL_NUMBER: 0x4000}, peers=[(RELAY_IP, 50001)])
+    assert error_code(r) == 403  # its socket is gone: the port is no peer any more

@@ -1,0 +1,46 @@
+"""`parley dev`'s plan for the relay: listener outside the relayed range, side port on loopback.
+
+Issue 15, items 8 and 9: the dev relay's listening port fell inside its relayed port range
+(a TURN loop), and its health/metrics port listened on 0.0.0.0.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from services.devstack import RELAY_PORTS, DevStack, relayed_range
+
+
+def _relay_argv(**stack: Any) -> list[str]:
+    infra: Any = SimpleNamespace(url="nats://127.0.0.1:1")
+    redis: Any = SimpleNamespace(url="redis://127.0.0.1:2/0")
+    children = DevStack(**stack).plan(infra, redis)
+    (relay,) = [c for c in children if c.name == "relay"]
+    return relay.argv
+
+
+def _option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_devstack_relay_listener_outside_relayed_range() -> None:
+    for _ in range(20):  # free ports come from the kernel's ephemeral range, which overlaps
+        argv = _relay_argv()
+        low, high = (int(p) for p in _option(argv, "--ports").split("-"))
+        assert (low, high) == RELAY_PORTS
+        listen_port = int(_option(argv, "--listen").rsplit(":", 1)[1])
+        assert not low <= listen_port <= high
+
+
+def test_devstack_relay_side_port_on_loopback() -> None:
+    assert _option(_relay_argv(), "--http-host") == "127.0.0.1"
+    # also when the relay itself listens on every interface
+    assert _option(_relay_argv(host="0.0.0.0"), "--http-host") == "127.0.0.1"
+
+
+def test_devstack_chosen_relay_port_inside_range_moves_the_range() -> None:
+    argv = _relay_argv(relay_port=50000)
+    assert _option(argv, "--ports") == "50001-65535"
+    assert relayed_range([3478]) == RELAY_PORTS
+    assert relayed_range([65000]) == (49152, 64999)
