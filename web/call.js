@@ -143,7 +143,7 @@ export class Call extends Emitter {
     if (this.ended) return;
     if (this.signaling) this.signaling.leave();
     if (this.info) api.leaveRoom(this.room, this.info.token).catch(() => {});
-    this._end("left", unloading ? "" : "You left the call.");
+    this._end("left", unloading ? "" : "Your camera and microphone are off.");
   }
 
   // --- signalling ------------------------------------------------------------------------
@@ -293,7 +293,8 @@ export class Call extends Emitter {
     for (const off of this._unsubscribe.splice(0)) off();
     this._offMedia();
     if (this.signaling) this.signaling.close();
-    for (const id of [...this.peers.keys()]) this._removePeer(id, "left");
+    // "ended": the call is over for me; the others did not leave (no "X left." for them).
+    for (const id of [...this.peers.keys()]) this._removePeer(id, "ended");
     this.media.stop();
     this.emit("ended", { reason, message });
   }

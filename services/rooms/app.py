@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import redisclient
 from services.common.bus import NatsBus
@@ -23,6 +24,7 @@ from services.common.roomstate import RoomState
 from services.common.telemetry import setup_tracing
 from services.rooms.bus import follow_relays
 from services.rooms.relays import RelayRegistry
+from services.rooms.errorpages import html_or_json_error
 from services.rooms.routes import api_router, web_router
 from services.rooms.settings import RoomsSettings
 
@@ -84,6 +86,8 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     app = FastAPI(title="Parley rooms", lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None, **quiet_fastapi())
     add_private_middleware(app, service="rooms")
+    # Browsers get an HTML page for a mistyped link; the JSON API keeps JSON.
+    app.add_exception_handler(StarletteHTTPException, html_or_json_error)
     app.include_router(metrics_router())
     app.include_router(health_router())
     app.include_router(api_router)

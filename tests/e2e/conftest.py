@@ -110,3 +110,15 @@ def stack_relay_forced() -> Iterator[Stack]:
     s = start_stack(force_relay=True)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The screenshot folder (tests/e2e/shots.py); printed so the run says where to look."""
+    from tests.e2e.shots import folder
+
+    path = folder()
+    yield path
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"[parley e2e] screenshots: {path}")

@@ -6,6 +6,7 @@ import { ChatPanel } from "./chat.js";
 import { $, setButton, showView, toast } from "./dom.js";
 import { Grid } from "./grid.js";
 import { askToLock } from "./lockdialog.js";
+import { MoreMenu } from "./moremenu.js";
 import { renderMediaButtons } from "./prejoin.js";
 import { Tile } from "./tile.js";
 
@@ -46,6 +47,7 @@ export function showCall(call) {
   const leaveBtn = $("btn-leave");
   const sigStatus = $("sig-status");
   const roomLabel = $("room-label");
+  const more = new MoreMenu();
   const chat = new ChatPanel({ send: (text) => call.sendChat(text), toggleButton: $("btn-chat") });
 
   roomLabel.hidden = false;
@@ -141,7 +143,7 @@ export function showCall(call) {
       if (!tile) return;
       grid.remove(id);
       updateTitle();
-      if (reason !== "reset") toast(`${tile.name} left${reason === "timeout" ? " (connection lost)" : ""}.`, { ms: 2500 });
+      if (reason !== "reset" && reason !== "ended") toast(`${tile.name} left${reason === "timeout" ? " (connection lost)" : ""}.`, { ms: 2500 });
     }),
     call.on("peer-media", ({ id, media: m }) => tileFor(id).setMedia(m)),
     call.on("peer-stream", ({ id, stream }) => tileFor(id).setStream(stream)),
@@ -166,6 +168,7 @@ export function showCall(call) {
   leaveBtn.addEventListener("click", () => call.leave());
   call.on("ended", ({ reason, message }) => {
     for (const off of offs) off();
+    more.destroy();
     grid.destroy();
     sigStatus.hidden = true;
     roomLabel.hidden = true;

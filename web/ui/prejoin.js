@@ -8,7 +8,7 @@ import { LocalMedia } from "../localmedia.js";
 import { problemText } from "../media.js";
 import { settings } from "../settings.js";
 import { SignalingError } from "../signaling.js";
-import { $, el, setButton, showView } from "./dom.js";
+import { $, el, setButton, showView, toast } from "./dom.js";
 
 const DEVICE_NAMES = { audio: "microphone", video: "camera", screen: "screen" };
 
@@ -99,7 +99,11 @@ export function showPrejoin({ room, config }) {
       problems.append(el("li", { className: "hint", text: "You can still join: you will see and hear the others." }));
     }
   };
-  media.on("change", render);
+  const offChange = media.on("change", render);
+  // A switch that cannot work says why (the same sentence as the problem line, and as the
+  // call's buttons), instead of doing nothing visible.
+  const offProblem = media.on("problem", ({ kind, reason }) =>
+    toast(problemText(DEVICE_NAMES[kind] || kind, reason), { kind: "error", ms: 6000 }));
   render();
   const ready = media.start({ micOn: settings.micOn, cameraOn: settings.cameraOn }).catch((err) => {
     console.warn("parley: media", err);
@@ -127,6 +131,8 @@ export function showPrejoin({ room, config }) {
       const call = new Call({ room, config, media });
       try {
         await call.join(password);
+        offChange();
+        offProblem();
         resolve(call);
       } catch (err) {
         call.detach();

@@ -1,0 +1,136 @@
+"""The call as people expect it (issue 11): what a person sees, at desktop and phone sizes.
+
+Each test groups many checks on one stack and few pages (e2e time is precious). Screenshots
+go to the folder the `shots` fixture prints (tests/e2e/shots.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+pytest.importorskip("playwright", reason="the playwright pip package is not installed")
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e import pages as ui
+from tests.e2e.shots import DESKTOP, PHONE, shoot
+
+pytestmark = pytest.mark.e2e
+
+NewPage = Callable[[], Page]
+
+#: The camera is blocked in the browser's site settings: getUserMedia(video) is refused.
+DENY_CAMERA_SCRIPT: Final[str] = """(() => {
+  const md = navigator.mediaDevices, gum = md.getUserMedia.bind(md);
+  md.getUserMedia = async (c) => {
+    if (c && c.video) throw new DOMException("Permission denied", "NotAllowedError");
+    return gum(c);
+  };
+})()"""
+
+
+def _page(new_page: NewPage, size: dict[str, int], script: str | None = None) -> Page:
+    page = new_page()
+    page.set_viewport_size(size)
+    if script:
+        page.add_init_script(script)
+    return page
+
+
+def _labels_on_one_line(page: Page, selector: str) -> dict[str, bool]:
+    """For each visible control's label: whether its text sits on one line, unclipped."""
+    return dict(page.evaluate(
+        """(sel) => Object.fromEntries([...document.querySelectorAll(sel)]
+              .filter((b) => b.offsetParent !== null)
+              .map((b) => { const l = b.querySelector(".label");
+                            const r = document.createRange(); r.selectNodeContents(l);
+                            const tops = [...r.getClientRects()].map((x) => Math.round(x.top));
+                            const lines = new Set(tops);
+                            const box = b.getBoundingClientRect(), lb = l.getBoundingClientRect();
+                            return [l.textContent, lines.size === 1 && lb.left >= box.left - 1
+                                    && lb.right <= box.right + 1]; }))""",
+        selector,
+    ))
+
+
+def test_ux_leave_error_pages_phone_bar_and_blocked_camera(stack: Any, new_page: NewPage,
+                                                           shots: Path) -> None:
+    # The owner is on a phone, the other person on a desktop.
+    phone = _page(new_page, PHONE)
+    desk = _page(new_page, DESKTOP)
+    room_url = ui.start_call(phone, stack.url)
+    ui.open_room(phone, room_url)
+    shoot(phone, "prejoin")
+    phone_id = ui.join(phone)
+    desk_id = ui.join(desk, room_url)
+    ui.wait_for_video_from(phone, desk_id)
+    ui.wait_for_video_from(desk, phone_id)
+
+    # Bug 3: at 390 px every label of the owner's bar is on one line, inside its button.
+    bar = _labels_on_one_line(phone, ".controls > .ctl")
+    assert bar == {"Mute": True, "Camera off": True, "More": True, "Chat": True, "Leave": True}
+    shoot(phone, "call-two")
+    ui.button(phone, "More").click()
+    expect(ui.button(phone, "Lock room")).to_be_visible()
+    expect(ui.button(phone, "Copy link")).to_be_visible()
+    menu = _labels_on_one_line(phone, ".more-menu .ctl")
+    assert menu == {"Share screen": True, "Copy link": True, "Lock room": True}
+    shoot(phone, "call-more-menu")
+    phone.keyboard.press("Escape")
+    expect(ui.button(phone, "Lock room")).to_be_hidden()
+    # On a desktop the same buttons sit in the bar, with no "More".
+    expect(ui.button(desk, "Copy link")).to_be_visible()
+    expect(ui.button(desk, "More")).to_be_hidden()
+    shoot(desk, "call-two")
+
+    # Bug 1: leaving announces nobody's departure, and says it once.
+    ui.button(desk, "Leave").click()
+    expect(desk.get_by_role("heading", level=1)).to_have_text("You left the call")
+    expect(desk.locator("#ended-message")).to_have_text("Your camera and microphone are off.")
+    expect(desk.locator("#toasts")).not_to_contain_text("left")
+    expect(phone.locator("#toasts")).to_contain_text(" left.")
+    shoot(desk, "ended")
+
+    # Bug 2: a mistyped link is a page that says what happened and offers a way on.
+    for page in (desk, phone):
+        page.goto(f"{stack.url}/hello%20world!")
+        expect(page.get_by_role("heading", level=1)).to_have_text("This room link is not right")
+        expect(page.get_by_role("link", name="Open the room “hello-world”")).to_have_attribute(
+            "href", "/hello-world")
+        expect(page.get_by_role("link", name="Go to the start page")).to_be_visible()
+        assert "detail" not in page.content()
+        shoot(page, "error-bad-room")
+        page.goto(f"{stack.url}/api")
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "There is nothing at this address")
+        page.goto(f"{stack.url}/{'a' * 70}")
+        expect(page.get_by_role("link", name=f"Open the room “{'a' * 64}”")).to_be_visible()
+        page.get_by_role("link", name="Go to the start page").click()
+        expect(ui.button(page, "Start a call")).to_be_visible()
+
+    # Bug 3: /privacy fits a phone's width, and its tables keep readable columns.
+    phone.goto(f"{stack.url}/privacy")
+    expect(phone.locator("#fields")).to_be_visible()
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    narrowest = phone.evaluate(
+        """() => Math.min(...[...document.querySelectorAll('#fields td')]
+                              .map((td) => td.getBoundingClientRect().width))""")
+    assert narrowest >= 100
+    shoot(phone, "privacy")
+    desk.goto(f"{stack.url}/privacy")
+    expect(desk.locator("#fields")).to_be_visible()
+    shoot(desk, "privacy")
+
+    # Bug 4: on the pre-join screen, "Camera on" with the camera blocked says why.
+    for size in (DESKTOP, PHONE):
+        blocked = _page(new_page, size, DENY_CAMERA_SCRIPT)
+        ui.open_room(blocked, room_url)
+        expect(blocked.locator("#device-problems")).to_contain_text("Your camera is blocked.")
+        ui.button(blocked, "Camera on").click()
+        expect(blocked.locator("#toasts .toast.error")).to_have_text(
+            "Your camera is blocked. Allow it in the browser's site settings, then reload.")
+        shoot(blocked, "prejoin-camera-blocked")
