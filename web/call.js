@@ -41,8 +41,8 @@ function rememberOwnerKey(room, ownerKey) {
  * Events for the UI:
  *  "joined" ({peerId, room, owner}), "peer-added" ({id}), "peer-removed" ({id, reason}),
  *  "peer-media" ({id, media}), "peer-stream" ({id, stream}), "peer-state" ({id, state}),
- *  "chat" ({from, text, at, mine}), "signaling" (state), "ended" ({reason, message}),
- *  "notice" (text).
+ *  "peer-name" ({id, name}), "chat" ({from, text, at, mine, queued}), "signaling" (state),
+ *  "chat-sent" ({at}), "ended" ({reason, message}), "notice" (text), "lock" (locked).
  */
 export class Call extends Emitter {
   /**
@@ -50,13 +50,15 @@ export class Call extends Emitter {
    * @param {string} o.room       room name from the URL
    * @param {object} o.config     GET /config.json
    * @param {import("./localmedia.js").LocalMedia} o.media
+   * @param {string} [o.name]     my display name (sent to the room's members only)
    */
-  constructor({ room, config, media }) {
+  constructor({ room, config, media, name = "" }) {
     super();
     this.room = room;
+    this.name = name;
     this.config = config || {};
     this.media = media;
-    this.peers = new Map(); // id -> {link: PeerLink, media}
+    this.peers = new Map(); // id -> {link: PeerLink, media, name}
     this.info = null; // the join answer
     this.peerId = null;
     this.signaling = null;
@@ -113,8 +115,10 @@ export class Call extends Emitter {
   sendChat(text) {
     const clean = String(text).trim().slice(0, CHAT_MAX);
     if (!clean || !this.signaling) return false;
+    // While the socket is away the line waits in the queue: shown as "not sent" until then.
+    const queued = this.signaling.state !== "open";
     this.signaling.send({ type: "chat", text: clean });
-    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true });
+    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true, queued });
     return true;
   }
 
@@ -158,11 +162,14 @@ export class Call extends Emitter {
     this.signaling = sig;
     const on = (type, fn) => this._unsubscribe.push(sig.on(type, fn));
     on("welcome", (w) => this._onWelcome(w));
-    on("peer-joined", ({ peer_id, media }) =>
-      this._addPeer(peer_id, { ...DEFAULT_MEDIA, ...(media || {}) }));
+    on("peer-joined", ({ peer_id, media }) => {
+      this._addPeer(peer_id, { ...DEFAULT_MEDIA, ...(media || {}) });
+      this._sendMediaState(); // so the newcomer learns my name
+    });
     on("peer-left", ({ peer_id, reason }) => this._removePeer(peer_id, reason || "left"));
     on("signal", ({ from, data }) => this._onSignal(from, data));
     on("media-state", (m) => this._onMediaState(m));
+    on("state", (state) => { if (state === "open") this.emit("chat-sent", {}); });
     on("chat", ({ from, text, at }) => {
       if (from === this.peerId) return; // our own echo, already shown
       this.emit("chat", { from, text, at, mine: false });
@@ -196,7 +203,7 @@ export class Call extends Emitter {
         if (link.state !== "connected") link.restartIce();
       }
     }
-    this.signaling.send({ type: "media-state", ...this.media.state });
+    this._sendMediaState();
     this.emit("joined", { peerId: this.peerId, room: this.room, owner: this.isOwner });
   }
 
@@ -227,10 +234,24 @@ export class Call extends Emitter {
     peer.link.handleSignal(data);
   }
 
-  _onMediaState({ from, audio, video, screen }) {
+  _onMediaState({ from, audio, video, screen, name }) {
     if (from === this.peerId) return;
-    if (!this.peers.has(from)) return;
+    const peer = this.peers.get(from);
+    if (!peer) return;
     this._setPeerMedia(from, { audio: Boolean(audio), video: Boolean(video), screen: Boolean(screen) });
+    const clean = typeof name === "string" ? name : "";
+    if (clean !== peer.name) {
+      peer.name = clean;
+      this.emit("peer-name", { id: from, name: clean });
+    }
+  }
+
+  /** My media state and name to the room (docs/signaling.md, "Display names"). */
+  _sendMediaState() {
+    if (!this.signaling || !this.peerId) return;
+    const message = { type: "media-state", ...this.media.state };
+    if (this.name) message.name = this.name;
+    this.signaling.send(message);
   }
 
   // --- peers -----------------------------------------------------------------------------
@@ -251,7 +272,7 @@ export class Call extends Emitter {
       tracks: { audio: this.media.audioTrack, video: this.media.videoTrack },
       initiator,
     });
-    const peer = { link, media: { ...media } };
+    const peer = { link, media: { ...media }, name: "" };
     this.peers.set(id, peer);
     this.emit("peer-added", { id, media: peer.media });
     link.on("track", (stream) => this.emit("peer-stream", { id, stream }));
@@ -281,9 +302,7 @@ export class Call extends Emitter {
       link.setTrack("audio", audio).catch((e) => console.warn("parley: audio track", e));
       link.setTrack("video", video).catch((e) => console.warn("parley: video track", e));
     }
-    if (this.signaling && this.peerId) {
-      this.signaling.send({ type: "media-state", ...this.media.state });
-    }
+    this._sendMediaState();
   }
 
   _end(reason, message) {

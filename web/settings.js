@@ -6,6 +6,7 @@ const DEFAULTS = Object.freeze({
   micOn: true,
   cameraOn: true,
   sendUsageStats: true, // "Send anonymous usage statistics" (the /privacy page reads it too)
+  displayName: "", // "Your name" on the pre-join screen ("" until first chosen or drawn)
 });
 
 function read(key) {
@@ -35,6 +36,8 @@ export const settings = {
   // Off only when stored as JSON `false`: an unreadable value keeps the default.
   get sendUsageStats() { return read("sendUsageStats") !== false; },
   set sendUsageStats(v) { write("sendUsageStats", Boolean(v)); },
+  get displayName() { const v = read("displayName"); return typeof v === "string" ? v : ""; },
+  set displayName(v) { write("displayName", String(v)); },
 };
 
 /**

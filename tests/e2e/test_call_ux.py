@@ -134,3 +134,65 @@ def test_ux_leave_error_pages_phone_bar_and_blocked_camera(stack: Any, new_page:
         expect(blocked.locator("#toasts .toast.error")).to_have_text(
             "Your camera is blocked. Allow it in the browser's site settings, then reload.")
         shoot(blocked, "prejoin-camera-blocked")
+
+
+def _set_name(page: Page, name: str) -> None:
+    page.get_by_label("Your name").fill(name)
+
+
+def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: NewPage,
+                                                        shots: Path) -> None:
+    ada = _page(new_page, DESKTOP)
+    room_url = ui.start_call(ada, stack.url)
+    ui.open_room(ada, room_url)
+    _set_name(ada, "  Ada \u202eLovelace ")
+    ada_id = ui.join(ada)
+    expect(ada.locator(".tile.self .name")).to_have_text("Ada Lovelace (you)")
+
+    # The default is a random name, kept across reloads.
+    other = _page(new_page, PHONE)
+    ui.open_room(other, room_url)
+    drawn = other.get_by_label("Your name").input_value()
+    assert drawn
+    other.reload()
+    expect(other.get_by_label("Your name")).to_have_value(drawn)
+    other_id = ui.join(other)
+    expect(other.locator(ui.tile_of(ada_id) + " .name")).to_have_text("Ada Lovelace")
+    expect(ada.locator(ui.tile_of(other_id) + " .name")).to_have_text(drawn)
+    # Item 15: each remote video is named after its person.
+    expect(other.locator(ui.remote_video(ada_id))).to_have_accessible_name("Ada Lovelace's video")
+    expect(ada.locator(ui.remote_video(other_id))).to_have_accessible_name(f"{drawn}'s video")
+
+    # Chat shows the current name.
+    ada.get_by_role("button", name="Chat").click()
+    ada.get_by_label("Message").fill("hello from Ada")
+    ada.get_by_label("Message").press("Enter")
+    expect(ada.locator(".msg.mine .who")).to_have_text("Ada Lovelace (you)")
+    other.get_by_role("button", name="Chat, 1 unread").click()
+    expect(other.locator(".msg .who").first).to_have_text("Ada Lovelace")
+    shoot(other, "call-chat-names")
+    other.get_by_role("button", name="Close chat").click()
+
+    # A second "Ada Lovelace" is numbered, the same way on every page.
+    twin = _page(new_page, DESKTOP)
+    ui.open_room(twin, room_url)
+    _set_name(twin, "Ada Lovelace")
+    twin_id = ui.join(twin)
+    first, second = sorted([ada_id, twin_id])
+    want = {first: "Ada Lovelace", second: "Ada Lovelace (2)"}
+    expect(other.locator(ui.tile_of(twin_id) + " .name")).to_have_text(want[twin_id])
+    expect(other.locator(ui.tile_of(ada_id) + " .name")).to_have_text(want[ada_id])
+    expect(twin.locator(".tile.self .name")).to_have_text(f"{want[twin_id]} (you)")
+    expect(ada.locator(ui.tile_of(twin_id) + " .name")).to_have_text(want[twin_id])
+    shoot(ada, "call-three-names")
+
+    # Reloading the pre-join page keeps the chosen name.
+    ada.reload()
+    ui.open_room(ada, room_url)
+    expect(ada.get_by_label("Your name")).to_have_value("Ada Lovelace")
+
+    # The name goes to the room's members only: never in a log line or in metrics.
+    metrics = ada.request.get(f"{stack.url}/metrics").text()
+    assert "Lovelace" not in metrics
+    assert "Lovelace" not in stack.output()
+    assert drawn not in stack.output()

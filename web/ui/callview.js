@@ -1,6 +1,7 @@
 // The call view: the grid of tiles, the control buttons, chat, lock, copy link, leave.
 
 import { canShareScreen, problemText } from "../media.js";
+import { uniqueLabels } from "../names.js";
 import { settings } from "../settings.js";
 import { ChatPanel } from "./chat.js";
 import { $, setButton, showView, toast } from "./dom.js";
@@ -38,6 +39,15 @@ export function showCall(call) {
   const grid = new Grid($("grid"));
   const self = new Tile({ id: "self", self: true });
   grid.add(self);
+  // Everyone's label, unique within the room (docs/signaling.md, "Display names").
+  let labels = new Map();
+  const nameOf = (id) => labels.get(id) || "";
+  const relabel = () => {
+    const names = new Map([["self", call.name], ...[...call.peers].map(([id, p]) => [id, p.name])]);
+    labels = uniqueLabels(names, call.peerId || "self");
+    for (const [id, label] of labels) grid.get(id)?.setName(label);
+    chat.relabel();
+  };
 
   const micBtn = $("btn-mic");
   const camBtn = $("btn-cam");
@@ -48,7 +58,7 @@ export function showCall(call) {
   const sigStatus = $("sig-status");
   const roomLabel = $("room-label");
   const more = new MoreMenu();
-  const chat = new ChatPanel({ send: (text) => call.sendChat(text), toggleButton: $("btn-chat") });
+  const chat = new ChatPanel({ send: (text) => call.sendChat(text), toggleButton: $("btn-chat"), nameOf });
 
   roomLabel.hidden = false;
   const updateTitle = () => {
@@ -127,28 +137,43 @@ export function showCall(call) {
       tile = new Tile({ id });
       grid.add(tile);
       updateTitle();
+      relabel();
     }
     return tile;
+  };
+  const joinNotices = new Map(); // peer id -> timer of its "X joined." toast
+  const announceJoin = (id) => {
+    clearTimeout(joinNotices.get(id));
+    joinNotices.delete(id);
+    if (grid.get(id)) toast(`${nameOf(id)} joined.`, { ms: 2500 });
   };
   const offs = [
     offChange,
     offProblem,
     call.on("peer-added", ({ id, media: m }) => {
-      const tile = tileFor(id);
-      tile.setMedia(m);
-      toast(`${tile.name} joined.`, { ms: 2500 });
+      tileFor(id).setMedia(m);
+      // Say who joined once their name arrived (their first media-state), or soon anyway.
+      joinNotices.set(id, setTimeout(() => announceJoin(id), 1500));
+    }),
+    call.on("peer-name", ({ id }) => {
+      relabel();
+      if (joinNotices.has(id)) announceJoin(id);
     }),
     call.on("peer-removed", ({ id, reason }) => {
       const tile = grid.get(id);
       if (!tile) return;
       grid.remove(id);
+      clearTimeout(joinNotices.get(id));
+      joinNotices.delete(id);
       updateTitle();
+      relabel();
       if (reason !== "reset" && reason !== "ended") toast(`${tile.name} left${reason === "timeout" ? " (connection lost)" : ""}.`, { ms: 2500 });
     }),
     call.on("peer-media", ({ id, media: m }) => tileFor(id).setMedia(m)),
     call.on("peer-stream", ({ id, stream }) => tileFor(id).setStream(stream)),
     call.on("peer-state", ({ id, state }) => grid.get(id)?.setState(state)),
     call.on("chat", (message) => chat.add(message)),
+    call.on("chat-sent", () => chat.markSent()),
     call.on("notice", (text) => toast(text, { ms: 6000 })),
     call.on("signaling", (state) => {
       sigStatus.hidden = state !== "reconnecting";
@@ -162,6 +187,7 @@ export function showCall(call) {
     tile.setState(peer.link.state);
     if (peer.link.remoteStream.getTracks().length) tile.setStream(peer.link.remoteStream);
   }
+  relabel();
   for (const w of call.info.warnings || []) toast(w, { ms: 6000 });
 
   // --- leaving ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { beaconsAllowed } from "../beacon.js";
 import { Call } from "../call.js";
 import { LocalMedia } from "../localmedia.js";
 import { problemText } from "../media.js";
+import { cleanName, randomName } from "../names.js";
 import { settings } from "../settings.js";
 import { SignalingError } from "../signaling.js";
 import { $, el, setButton, showView, toast } from "./dom.js";
@@ -75,6 +76,15 @@ export function showPrejoin({ room, config }) {
   const pwField = $("password-field");
   const pwInput = $("password-input");
   const relay = $("relay-check");
+  const nameInput = $("name-input");
+
+  // "Your name": remembered in this browser; the first visit draws a random one.
+  if (!settings.displayName) settings.displayName = randomName();
+  nameInput.value = settings.displayName;
+  nameInput.addEventListener("change", () => {
+    const name = cleanName(nameInput.value);
+    if (name) settings.displayName = name;
+  });
 
   $("prejoin-room").textContent = room;
   relay.checked = settings.alwaysRelay || Boolean(config.force_relay);
@@ -128,7 +138,10 @@ export function showPrejoin({ room, config }) {
       error.textContent = "";
       const password = pwField.hidden ? null : pwInput.value || null;
       await ready;
-      const call = new Call({ room, config, media });
+      const name = cleanName(nameInput.value) || settings.displayName;
+      settings.displayName = name;
+      nameInput.value = name;
+      const call = new Call({ room, config, media, name });
       try {
         await call.join(password);
         offChange();

@@ -2,7 +2,7 @@
 // screen-share badges, and the connection-state indicator.
 
 import { el, icon } from "./dom.js";
-import { peerHue, peerInitials, peerLabel } from "../names.js";
+import { initialsOf, peerHue, peerLabel } from "../names.js";
 
 const STATE_TEXT = {
   new: "Connecting…",
@@ -28,8 +28,8 @@ export class Tile {
 
     this.video = el("video", { autoplay: true, playsInline: true, muted: self });
     if (!self) this.video.dataset.peerId = id;
-    this.avatar = el("div", { className: "avatar", hidden: true },
-      el("span", { className: "initials", text: self ? "You" : peerInitials(id) }));
+    this.initials = el("span", { className: "initials", "aria-hidden": "true" });
+    this.avatar = el("div", { className: "avatar", hidden: true }, this.initials);
     this.avatar.style.setProperty("--hue", String(self ? 215 : peerHue(id)));
     this.dot = el("span", { className: "dot", "aria-hidden": "true" });
     this.stateText = el("span", { className: "state-text" });
@@ -42,11 +42,21 @@ export class Tile {
     this.root = el("div", { className: "tile", role: "listitem" },
       this.video, this.avatar,
       el("div", { className: "tile-bar" },
-        el("span", { className: "name", text: this.name }), this.muteBadge, this.screenBadge),
+        this.nameTag = el("span", { className: "name" }), this.muteBadge, this.screenBadge),
       this.status);
     this.root.classList.toggle("self", self);
-    this.root.setAttribute("aria-label", this.name);
+    this.setName(this.name);
     if (!self) this.setState("connecting");
+  }
+
+  /** The label shown on the tile, its avatar's initials, and the video's accessible name. */
+  setName(label) {
+    this.name = label;
+    const shown = this.self ? `${label} (you)` : label;
+    this.nameTag.textContent = shown;
+    this.initials.textContent = initialsOf(label);
+    this.root.setAttribute("aria-label", shown);
+    this.video.setAttribute("aria-label", this.self ? `${label} (you), your camera` : `${label}'s video`);
   }
 
   /** Show `stream` (remote audio + video, or my own preview). */
