@@ -125,14 +125,21 @@ export class Call extends Emitter {
   /** Lock the room with `password` (owner only). */
   async lock(password) {
     await api.lockRoom(this.room, this.info.owner_key, password);
-    this.locked = true;
     this.password = password;
+    this._setLocked(true);
   }
 
   /** Unlock the room (owner only). */
   async unlock() {
     await api.unlockRoom(this.room, this.info.owner_key);
-    this.locked = false;
+    this._setLocked(false);
+  }
+
+  /** The room's lock state changed (mine, or `room-state` from signalling): "lock" once. */
+  _setLocked(locked) {
+    if (locked === this.locked) return;
+    this.locked = locked;
+    this.emit("lock", locked);
   }
 
   /** Forget a call that failed to join, without touching the devices (pre-join keeps them). */
@@ -169,6 +176,7 @@ export class Call extends Emitter {
     on("peer-left", ({ peer_id, reason }) => this._removePeer(peer_id, reason || "left"));
     on("signal", ({ from, data }) => this._onSignal(from, data));
     on("media-state", (m) => this._onMediaState(m));
+    on("room-state", ({ locked }) => this._setLocked(Boolean(locked)));
     on("state", (state) => { if (state === "open") this.emit("chat-sent", {}); });
     on("chat", ({ from, text, at }) => {
       if (from === this.peerId) return; // our own echo, already shown

@@ -254,6 +254,13 @@ class PeerLeft(_Wire):
     reason: Literal["left", "timeout"]
 
 
+class RoomStateOut(_Wire):
+    """The room was locked or unlocked (by its owner, through rooms)."""
+
+    type: Literal["room-state"] = "room-state"
+    locked: bool
+
+
 class SignalOut(_Wire):
     type: Literal["signal"] = "signal"
     from_: str = Field(alias="from")
@@ -289,7 +296,7 @@ class Error(_Wire):
 
 ServerMessage: TypeAlias = Annotated[
     Welcome | PeerJoined | PeerPending | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong
-    | Error,
+    | RoomStateOut | Error,
     Field(discriminator="type"),
 ]
 _SERVER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)

@@ -196,3 +196,67 @@ def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: New
     assert "Lovelace" not in metrics
     assert "Lovelace" not in stack.output()
     assert drawn not in stack.output()
+
+
+def test_ux_alone_lock_for_everyone_and_full_room(stack: Any, new_page: NewPage,
+                                                  shots: Path) -> None:
+    owner = _page(new_page, PHONE)
+    room_url = ui.start_call(owner, stack.url)
+    ui.join(owner, room_url)
+    room = room_url.rsplit("/", 1)[1]
+
+    # Item 9: alone, the page says so and offers the link, a Copy button, and the capacity.
+    waiting = owner.get_by_role("region", name="Waiting for others")
+    expect(waiting).to_be_visible()
+    expect(waiting).to_contain_text("Up to 6 people can be in this call.")
+    expect(owner.get_by_label("Link to this call")).to_have_value(room_url)
+    expect(ui.button(owner, "Copy")).to_be_visible()
+    shoot(owner, "call-alone")
+    member = _page(new_page, DESKTOP)
+    ui.join(member, room_url)
+    expect(waiting).to_be_hidden()
+    expect(member.get_by_role("region", name="Waiting for others")).to_be_hidden()
+
+    # Item 8: an empty password gets the app's own message.
+    ui.button(owner, "More").click()
+    ui.button(owner, "Lock room").click()
+    dialog = owner.get_by_role("dialog", name="Lock this room")
+    dialog.get_by_role("button", name="Lock").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "Type a password: people who join from now on will need it.")
+    shoot(owner, "lock-dialog-empty")
+    dialog.get_by_label("Password").fill("open sesame")
+    dialog.get_by_role("button", name="Lock").click()
+    # ...everyone sees the lock, in the header and by a toast...
+    for page in (owner, member):
+        expect(page.locator("#lock-state")).to_have_text("Locked")
+        expect(page.locator("#toasts")).to_contain_text("The room is now locked")
+    shoot(member, "call-locked")
+    # ...and the owner's button shows the state it is in.
+    ui.button(owner, "More").click()
+    locked_btn = ui.button(owner, "Locked")
+    expect(locked_btn).to_have_attribute("aria-pressed", "true")
+    shoot(owner, "call-locked-menu")
+    locked_btn.click()
+    for page in (owner, member):
+        expect(page.locator("#lock-state")).to_be_hidden()
+        expect(page.locator("#toasts")).to_contain_text("The room is unlocked")
+    ui.button(owner, "More").click()
+    expect(ui.button(owner, "Lock room")).to_have_attribute("aria-pressed", "false")
+    owner.keyboard.press("Escape")
+
+    # Item 11: a full room says so with its size, and offers a new room.
+    for _ in range(4):  # 2 in the call + 4 slots taken through rooms = 6
+        r = member.request.post(f"{stack.url}/api/rooms/{room}/join", data={})
+        assert r.status == 200
+    for size in (PHONE, DESKTOP):
+        late = _page(new_page, size)
+        ui.open_room(late, room_url)
+        ui.click_join(late)
+        expect(late.locator("#prejoin-error")).to_have_text(
+            "This room is full (6 people). Start a new room, or try again when someone leaves.")
+        expect(ui.button(late, "Start a new room")).to_be_visible()
+        shoot(late, "prejoin-room-full")
+    ui.button(late, "Start a new room").click()
+    late.wait_for_url(lambda url: url != room_url and url.startswith(stack.url))
+    expect(ui.join_button(late)).to_be_visible()

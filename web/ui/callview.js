@@ -6,6 +6,7 @@ import { settings } from "../settings.js";
 import { ChatPanel } from "./chat.js";
 import { $, setButton, showView, toast } from "./dom.js";
 import { Grid } from "./grid.js";
+import { AlonePanel } from "./alone.js";
 import { askToLock } from "./lockdialog.js";
 import { MoreMenu } from "./moremenu.js";
 import { renderMediaButtons } from "./prejoin.js";
@@ -61,8 +62,13 @@ export function showCall(call) {
   const chat = new ChatPanel({ send: (text) => call.sendChat(text), toggleButton: $("btn-chat"), nameOf });
 
   roomLabel.hidden = false;
+  const link = `${location.origin}/${encodeURIComponent(room)}`;
+  const alone = new AlonePanel({
+    link, capacity: call.info.room && call.info.room.capacity, copy: copyText, notify: toast,
+  });
   const updateTitle = () => {
     const n = call.peers.size + 1;
+    alone.update(n === 1);
     roomLabel.textContent = `${room} · ${n} in call`;
     document.title = `(${n}) ${room} · Parley`;
   };
@@ -100,31 +106,34 @@ export function showCall(call) {
   screenBtn.addEventListener("click", () => (media.sharing ? media.stopScreen() : media.startScreen()));
 
   copyBtn.addEventListener("click", async () => {
-    const link = `${location.origin}/${encodeURIComponent(room)}`;
     const ok = await copyText(link);
     toast(ok ? "Link copied. Send it to the people you want to talk to." : `Copy this link: ${link}`, { ms: ok ? 3500 : 10000 });
   });
 
   // --- lock (owner only) -----------------------------------------------------------------
+  // Everyone sees the lock in the header; the owner's button shows the state it is in
+  // (pressed and "Locked" while locked; pressing it again unlocks).
   const renderLock = () => {
     lockBtn.hidden = !call.isOwner;
     setButton(lockBtn, {
-      label: call.locked ? "Unlock room" : "Lock room",
-      iconName: call.locked ? "unlock" : "lock",
+      label: call.locked ? "Locked" : "Lock room",
+      iconName: call.locked ? "lock" : "unlock",
     });
+    lockBtn.setAttribute("aria-pressed", String(call.locked));
+    lockBtn.title = call.locked ? "Unlock the room" : "Lock the room with a password";
     lockBtn.classList.toggle("on", call.locked);
+    $("lock-state").hidden = !call.locked;
   };
   renderLock();
   lockBtn.addEventListener("click", async () => {
     if (call.locked) {
       try {
         await call.unlock();
-        toast("Room unlocked: anyone with the link can join.");
       } catch (err) {
         toast(`Could not unlock the room: ${err.message}`, { kind: "error" });
       }
-    } else if (await askToLock((password) => call.lock(password))) {
-      toast("Room locked: newcomers need the password.");
+    } else {
+      await askToLock((password) => call.lock(password));
     }
     renderLock();
     lockBtn.focus();
@@ -173,6 +182,11 @@ export function showCall(call) {
     call.on("peer-stream", ({ id, stream }) => tileFor(id).setStream(stream)),
     call.on("peer-state", ({ id, state }) => grid.get(id)?.setState(state)),
     call.on("chat", (message) => chat.add(message)),
+    call.on("lock", (locked) => {
+      renderLock();
+      toast(locked ? "The room is now locked: people who join need the password."
+        : "The room is unlocked: anyone with the link can join.", { ms: 4000 });
+    }),
     call.on("chat-sent", () => chat.markSent()),
     call.on("notice", (text) => toast(text, { ms: 6000 })),
     call.on("signaling", (state) => {
@@ -195,9 +209,11 @@ export function showCall(call) {
   call.on("ended", ({ reason, message }) => {
     for (const off of offs) off();
     more.destroy();
+    alone.destroy();
     grid.destroy();
     sigStatus.hidden = true;
     roomLabel.hidden = true;
+    $("lock-state").hidden = true;
     document.title = "Parley";
     $("ended-title").textContent = reason === "left" ? "You left the call" : "The call ended";
     $("ended-message").textContent = message || "";

@@ -1,7 +1,7 @@
 // Pre-join at /{room}: camera preview, mic/camera switches, device problems, the relay and
 // usage-statistics settings, the password when the room is locked, and the "Join" button.
 
-import { ApiError } from "../api.js";
+import { ApiError, createRoom } from "../api.js";
 import { beaconsAllowed } from "../beacon.js";
 import { Call } from "../call.js";
 import { LocalMedia } from "../localmedia.js";
@@ -22,13 +22,15 @@ export function renderMediaButtons(media, micButton, camButton) {
 }
 
 /** A sentence for a failed join. */
-function joinErrorText(err, { sentPassword }) {
+function joinErrorText(err, { sentPassword, capacity }) {
   if (err instanceof ApiError) {
     switch (err.status) {
       case 403:
         return sentPassword ? "That password is not right." : "This room is locked. Type its password to join.";
       case 409:
-        return "This room is full.";
+        return capacity
+          ? `This room is full (${capacity} people). Start a new room, or try again when someone leaves.`
+          : "This room is full. Start a new room, or try again when someone leaves.";
       case 422:
         return `This room name is not valid: ${err.detail}`;
       case 429:
@@ -128,6 +130,19 @@ export function showPrejoin({ room, config }) {
     settings.cameraOn = media.cameraOn;
   });
 
+  // A full room: the way on is a room of one's own.
+  const newRoom = $("new-room");
+  newRoom.addEventListener("click", async () => {
+    newRoom.disabled = true;
+    try {
+      const created = await createRoom();
+      location.assign(`/${encodeURIComponent(created.name)}`);
+    } catch (err) {
+      error.textContent = `Could not start a new room: ${err.message}`;
+      newRoom.disabled = false;
+    }
+  });
+
   return new Promise((resolve) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -149,7 +164,8 @@ export function showPrejoin({ room, config }) {
         resolve(call);
       } catch (err) {
         call.detach();
-        error.textContent = joinErrorText(err, { sentPassword: password !== null });
+        error.textContent = joinErrorText(err, { sentPassword: password !== null, capacity: config.capacity });
+        newRoom.hidden = !(err instanceof ApiError && err.status === 409);
         if (err instanceof ApiError && err.status === 403) {
           pwField.hidden = false;
           pwInput.setAttribute("aria-invalid", String(password !== null));
