@@ -170,7 +170,8 @@ def test_call_locked_room_refuses_a_wrong_password(stack: Any, new_page: NewPage
     ui.button(owner, "Lock room").click()
     owner.get_by_label("Password", exact=True).fill("s3cret words")
     owner.get_by_role("button", name="Lock", exact=True).click()
-    expect(ui.button(owner, "Unlock room")).to_be_visible()
+    # The owner's button shows the state it is in (issue 11): pressed, "Locked".
+    expect(ui.button(owner, "Locked")).to_have_attribute("aria-pressed", "true")
 
     ui.open_room(guest, room_url)
     ui.click_join(guest)

@@ -260,3 +260,28 @@ def test_ux_alone_lock_for_everyone_and_full_room(stack: Any, new_page: NewPage,
     ui.button(late, "Start a new room").click()
     late.wait_for_url(lambda url: url != room_url and url.startswith(stack.url))
     expect(ui.join_button(late)).to_be_visible()
+
+
+def test_ux_usage_statistics_wording_is_precise(stack: Any, new_page: NewPage,
+                                                shots: Path) -> None:
+    for size in (DESKTOP, PHONE):
+        page = _page(new_page, size)
+        page.goto(f"{stack.url}/")
+        expect(page.get_by_role("button", name="Start a call")).to_be_visible()
+        assert "no tracking" not in page.locator("body").inner_text().lower()
+        foot = page.get_by_role("contentinfo")
+        expect(foot).to_contain_text("Anonymous usage statistics: one summary per call, "
+                                     "without IP address, room or name.")
+        shoot(page, "landing")
+        room_url = ui.start_call(page, stack.url)
+        ui.open_room(page, room_url)
+        box = page.get_by_role("checkbox", name="Send anonymous usage statistics")
+        expect(box).to_be_checked()
+        expect(box).to_have_accessible_description(
+            "One summary per call (how long, how many people, how it connected, in coarse "
+            "buckets); never your IP address, the room or your name. You can untick this.")
+        expect(page.get_by_role("link", name="What is sent, field by field")).to_have_attribute(
+            "href", "/privacy")
+        page.goto(f"{stack.url}/")
+        page.get_by_role("contentinfo").get_by_role("link", name="Privacy").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Privacy")
