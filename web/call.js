@@ -13,6 +13,9 @@ const CHAT_MAX = 2000;
 const REJOIN_CLOSE = new Set([4401, 4403, 4404, 4409]);
 // What the server assumes of a peer that has not said otherwise (docs/signaling.md).
 const DEFAULT_MEDIA = Object.freeze({ audio: true, video: true, screen: false });
+// Signalling away this long (the socket keeps retrying meanwhile): the call is given up and
+// the page offers to rejoin, instead of "Reconnecting…" for ever.
+export const GIVE_UP_MS = 3 * 60 * 1000;
 
 /**
  * The owner key of `room` for this tab: rooms gives it only to the first peer, so keep it
@@ -183,7 +186,14 @@ export class Call extends Emitter {
       this.emit("chat", { from, text, at, mine: false });
     });
     on("error", (e) => console.warn("parley: signalling error", e));
-    on("state", (state) => this.emit("signaling", state));
+    on("state", (state) => {
+      clearTimeout(this._giveUpTimer);
+      if (state === "reconnecting") {
+        this._giveUpTimer = setTimeout(() => this._end("lost",
+          "The server could not be reached for 3 minutes. Rejoin to try again."), GIVE_UP_MS);
+      }
+      this.emit("signaling", state);
+    });
     on("closed", (err) => this._onSignalingClosed(err));
     await sig.connect();
   }
@@ -316,6 +326,7 @@ export class Call extends Emitter {
   _end(reason, message) {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this._giveUpTimer);
     if (this._onUnload) window.removeEventListener("pagehide", this._onUnload);
     for (const off of this._unsubscribe.splice(0)) off();
     this._offMedia();

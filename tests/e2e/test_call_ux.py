@@ -285,3 +285,74 @@ def test_ux_usage_statistics_wording_is_precise(stack: Any, new_page: NewPage,
         page.goto(f"{stack.url}/")
         page.get_by_role("contentinfo").get_by_role("link", name="Privacy").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Privacy")
+
+
+#: Test instruments: `window.__blockSockets = true` makes new WebSockets fail (the server is
+#: unreachable); `window.__poorLink = true` makes getStats() report a 1.5 s round trip.
+OUTAGE_SCRIPT: Final[str] = """(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.__blockSockets = false;
+  window.WebSocket = class extends Native {
+    constructor(url, ...rest) {
+      super(window.__blockSockets ? "ws://127.0.0.1:9/" : url, ...rest);
+      window.__sockets.push(this);
+    }
+  };
+  const getStats = RTCPeerConnection.prototype.getStats;
+  window.__poorLink = false;
+  RTCPeerConnection.prototype.getStats = async function (...args) {
+    const report = await getStats.apply(this, args);
+    if (!window.__poorLink) return report;
+    const out = new Map();
+    report.forEach((s, id) => out.set(id, s.type === "candidate-pair"
+      ? { ...s, currentRoundTripTime: 1.5 } : s));
+    return out;
+  };
+})()"""
+
+
+def test_ux_connection_state_outage_unsent_chat_and_giving_up(stack: Any, new_page: NewPage,
+                                                               shots: Path) -> None:
+    a = _page(new_page, PHONE, OUTAGE_SCRIPT)
+    a.clock.install()
+    b = _page(new_page, DESKTOP)
+    room_url = ui.start_call(a, stack.url)
+    a_id = ui.join(a, room_url)
+    b_id = ui.join(b, room_url)
+    ui.wait_for_video_from(a, b_id)
+    ui.wait_for_video_from(b, a_id)
+
+    # A poor connection says so on the tile.
+    a.evaluate("() => { window.__poorLink = true; }")
+    status = a.locator(ui.tile_of(b_id) + " .tile-status")
+    expect(status).to_have_text("Poor connection")
+    shoot(a, "call-poor-connection")
+    a.evaluate("() => { window.__poorLink = false; }")
+    expect(status).not_to_have_text("Poor connection")
+
+    # Signalling unreachable: the banner says so plainly; chat typed meanwhile is "not sent".
+    a.evaluate("() => { window.__blockSockets = true; window.__sockets.at(-1).close(); }")
+    banner = a.get_by_role("status").filter(has_text="server")
+    expect(banner).to_have_text("The server cannot be reached. Trying to reconnect…")
+    ui.button(a, "Chat").click()
+    a.get_by_label("Message").fill("are you there?")
+    a.get_by_label("Message").press("Enter")
+    mine = a.locator(".msg.mine").last
+    expect(mine).to_contain_text("not sent")
+    shoot(a, "call-server-unreachable")
+    # ...and delivered once the server is back.
+    a.evaluate("() => { window.__blockSockets = false; }")
+    expect(mine).not_to_contain_text("not sent", timeout=ui.JOIN_TIMEOUT_MS)
+    expect(banner).to_be_hidden()
+    expect(b.locator(".msg .text")).to_have_text(["are you there?"])
+    assert a.evaluate("() => window.parley.peerId()") == a_id
+
+    # Minutes of failure: the page says the call could not be restored and offers to rejoin.
+    a.evaluate("() => { window.__blockSockets = true; window.__sockets.at(-1).close(); }")
+    expect(banner).to_be_visible()
+    a.clock.fast_forward("03:05")
+    expect(a.get_by_role("heading", level=1)).to_have_text("The call could not be restored")
+    expect(a.get_by_role("link", name="Rejoin")).to_have_attribute(
+        "href", "/" + room_url.rsplit("/", 1)[1])
+    shoot(a, "ended-not-restored")

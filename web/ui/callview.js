@@ -2,6 +2,7 @@
 
 import { canShareScreen, problemText } from "../media.js";
 import { uniqueLabels } from "../names.js";
+import { QualityWatch } from "../quality.js";
 import { settings } from "../settings.js";
 import { ChatPanel } from "./chat.js";
 import { $, setButton, showView, toast } from "./dom.js";
@@ -191,7 +192,8 @@ export function showCall(call) {
     call.on("notice", (text) => toast(text, { ms: 6000 })),
     call.on("signaling", (state) => {
       sigStatus.hidden = state !== "reconnecting";
-      sigStatus.textContent = state === "reconnecting" ? "Reconnecting to the server…" : "";
+      sigStatus.textContent = state === "reconnecting"
+        ? "The server cannot be reached. Trying to reconnect…" : "";
     }),
   ];
   // Peers listed in the welcome were added before this view listened.
@@ -202,12 +204,14 @@ export function showCall(call) {
     if (peer.link.remoteStream.getTracks().length) tile.setStream(peer.link.remoteStream);
   }
   relabel();
+  const quality = new QualityWatch(call, (id, q) => grid.get(id)?.setQuality(q));
   for (const w of call.info.warnings || []) toast(w, { ms: 6000 });
 
   // --- leaving ---------------------------------------------------------------------------
   leaveBtn.addEventListener("click", () => call.leave());
   call.on("ended", ({ reason, message }) => {
     for (const off of offs) off();
+    quality.stop();
     more.destroy();
     alone.destroy();
     grid.destroy();
@@ -215,7 +219,8 @@ export function showCall(call) {
     roomLabel.hidden = true;
     $("lock-state").hidden = true;
     document.title = "Parley";
-    $("ended-title").textContent = reason === "left" ? "You left the call" : "The call ended";
+    $("ended-title").textContent = reason === "left" ? "You left the call"
+      : reason === "lost" ? "The call could not be restored" : "The call ended";
     $("ended-message").textContent = message || "";
     $("rejoin-link").href = `/${encodeURIComponent(room)}`;
     showView("ended");

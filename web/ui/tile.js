@@ -86,9 +86,22 @@ export class Tile {
 
   /** Connection state from PeerLink. */
   setState(state) {
-    this.root.dataset.state = state;
-    this.stateText.textContent = STATE_TEXT[state] || state;
-    this.status.classList.toggle("ok", state === "connected");
+    this.state = state;
+    this._renderStatus();
+  }
+
+  /** "poor" or "good" (quality.js): a poor connection says so on the tile. */
+  setQuality(quality) {
+    this.quality = quality;
+    this._renderStatus();
+  }
+
+  _renderStatus() {
+    const poor = this.state === "connected" && this.quality === "poor";
+    this.root.dataset.state = this.state;
+    this.root.classList.toggle("poor", poor);
+    this.stateText.textContent = poor ? "Poor connection" : STATE_TEXT[this.state] || this.state;
+    this.status.classList.toggle("ok", this.state === "connected" && !poor);
   }
 
   remove() {
