@@ -356,3 +356,29 @@ def test_ux_connection_state_outage_unsent_chat_and_giving_up(stack: Any, new_pa
     expect(a.get_by_role("link", name="Rejoin")).to_have_attribute(
         "href", "/" + room_url.rsplit("/", 1)[1])
     shoot(a, "ended-not-restored")
+
+
+def test_ux_active_speaker_ring_and_muted_speech(stack: Any, new_page: NewPage,
+                                                 shots: Path) -> None:
+    # Chromium's fake microphone beeps: a steady "speaker" on every page.
+    a = _page(new_page, DESKTOP)
+    b = _page(new_page, PHONE)
+    room_url = ui.start_call(a, stack.url)
+    a_id = ui.join(a, room_url)
+    b_id = ui.join(b, room_url)
+    ui.wait_for_video_from(a, b_id)
+    ui.wait_for_video_from(b, a_id)
+
+    a.wait_for_function("(sel) => document.querySelector(sel).classList.contains('speaking')",
+                        arg=ui.tile_of(b_id), timeout=ui.MEDIA_TIMEOUT_MS)
+    shoot(a, "call-speaking")
+    b.wait_for_function("(sel) => document.querySelector(sel).classList.contains('speaking')",
+                        arg=ui.tile_of(a_id), timeout=ui.MEDIA_TIMEOUT_MS)
+
+    # Muted and speaking: told so, and no ring on my own tile.
+    ui.button(b, "Mute").click()
+    expect(ui.button(b, "Unmute")).to_be_visible()
+    expect(b.locator("#toasts")).to_contain_text(
+        "You are muted. Unmute (or press m) to be heard.", timeout=ui.MEDIA_TIMEOUT_MS)
+    expect(b.locator(".tile.self")).not_to_have_class("speaking")
+    shoot(b, "call-muted-speaking")

@@ -3,6 +3,7 @@
 import { canShareScreen, problemText } from "../media.js";
 import { uniqueLabels } from "../names.js";
 import { QualityWatch } from "../quality.js";
+import { SpeakerWatch } from "../speaker.js";
 import { settings } from "../settings.js";
 import { ChatPanel } from "./chat.js";
 import { $, setButton, showView, toast } from "./dom.js";
@@ -205,6 +206,11 @@ export function showCall(call) {
   }
   relabel();
   const quality = new QualityWatch(call, (id, q) => grid.get(id)?.setQuality(q));
+  const speakers = new SpeakerWatch({
+    call,
+    onSpeaking: (id, speaking) => grid.get(id)?.setSpeaking(speaking),
+    onMutedSpeech: () => toast("You are muted. Unmute (or press m) to be heard.", { ms: 5000 }),
+  });
   for (const w of call.info.warnings || []) toast(w, { ms: 6000 });
 
   // --- leaving ---------------------------------------------------------------------------
@@ -212,6 +218,7 @@ export function showCall(call) {
   call.on("ended", ({ reason, message }) => {
     for (const off of offs) off();
     quality.stop();
+    speakers.stop();
     more.destroy();
     alone.destroy();
     grid.destroy();

@@ -90,6 +90,11 @@ export class Tile {
     this._renderStatus();
   }
 
+  /** The active-speaker ring (speaker.js). */
+  setSpeaking(speaking) {
+    this.root.classList.toggle("speaking", speaking);
+  }
+
   /** "poor" or "good" (quality.js): a poor connection says so on the tile. */
   setQuality(quality) {
     this.quality = quality;
