@@ -6,6 +6,7 @@ go to the folder the `shots` fixture prints (tests/e2e/shots.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -22,6 +23,7 @@ from tests.e2e.shots import DESKTOP, PHONE, shoot
 pytestmark = pytest.mark.e2e
 
 NewPage = Callable[[], Page]
+ON_STAGE: Final[re.Pattern[str]] = re.compile(r"\bon-stage\b")
 
 #: The camera is blocked in the browser's site settings: getUserMedia(video) is refused.
 DENY_CAMERA_SCRIPT: Final[str] = """(() => {
@@ -380,5 +382,64 @@ def test_ux_active_speaker_ring_and_muted_speech(stack: Any, new_page: NewPage,
     expect(ui.button(b, "Unmute")).to_be_visible()
     expect(b.locator("#toasts")).to_contain_text(
         "You are muted. Unmute (or press m) to be heard.", timeout=ui.MEDIA_TIMEOUT_MS)
-    expect(b.locator(".tile.self")).not_to_have_class("speaking")
+    expect(b.locator(".tile.self")).not_to_have_class(re.compile(r"\bspeaking\b"))
     shoot(b, "call-muted-speaking")
+
+
+def _box(page: Page, selector: str) -> dict[str, float]:
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    return box
+
+
+def test_ux_screen_share_takes_the_stage_pin_and_full_screen(stack: Any, new_page: NewPage,
+                                                            shots: Path) -> None:
+    a = _page(new_page, DESKTOP)
+    b = _page(new_page, PHONE)
+    c = _page(new_page, DESKTOP)
+    room_url = ui.start_call(a, stack.url)
+    a_id = ui.join(a, room_url)
+    b_id = ui.join(b, room_url)
+    c_id = ui.join(c, room_url)
+    ui.wait_for_video_from(a, c_id)
+    for page, other in ((a, b_id), (b, a_id), (c, a_id)):
+        ui.wait_for_video_from(page, other)
+    if not a.evaluate("() => Boolean(navigator.mediaDevices.getDisplayMedia)"):
+        pytest.skip("this browser cannot capture a screen")
+
+    ui.button(a, "Share screen").click()
+    expect(ui.button(a, "Stop sharing")).to_be_visible(timeout=10_000)
+    for page in (b, c):
+        stage = page.locator(ui.tile_of(a_id))
+        expect(stage).to_have_class(ON_STAGE)
+        # The screen is the large tile; the cameras are a strip under it.
+        big = _box(page, ui.tile_of(a_id))
+        for small in page.locator(".tile:not(.on-stage)").all():
+            box = small.bounding_box()
+            assert box is not None
+            assert box["width"] * 2 < big["width"]
+            assert box["y"] >= big["y"] + big["height"]
+        shoot(page, "call-screen-stage")
+
+    # Any tile can be pinned: it takes the stage, and the pin shows it.
+    pin = c.get_by_role("button", name="Pin yourself")
+    pin.click()
+    expect(pin).to_have_attribute("aria-pressed", "true")
+    expect(c.locator(".tile.self")).to_have_class(ON_STAGE)
+    expect(c.locator(ui.tile_of(a_id))).not_to_have_class(ON_STAGE)
+    pin.click()
+    expect(c.locator(ui.tile_of(a_id))).to_have_class(ON_STAGE)
+    c.get_by_role("button", name="Pin " + c.locator(ui.tile_of(b_id) + " .name").inner_text(),
+                  exact=True).click()
+    expect(c.locator(ui.tile_of(b_id))).to_have_class(ON_STAGE)
+    shoot(c, "call-pinned")
+
+    # ...or shown full screen.
+    name_a = c.locator(ui.tile_of(a_id) + " .name").inner_text()
+    c.get_by_role("button", name=f"Show {name_a} full screen").click()
+    c.wait_for_function("(sel) => document.fullscreenElement === document.querySelector(sel)",
+                        arg=ui.tile_of(a_id))
+    c.keyboard.press("Escape")
+
+    ui.button(a, "Stop sharing").click()
+    expect(b.locator(".tile.on-stage")).to_have_count(0)

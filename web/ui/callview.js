@@ -40,7 +40,19 @@ export function showCall(call) {
   showView("call");
   const { media, room } = call;
   const grid = new Grid($("grid"));
-  const self = new Tile({ id: "self", self: true });
+  // The stage: a pinned tile, else a shared screen (someone else's: mine I know already).
+  let pinned = null;
+  const pin = (id) => {
+    pinned = pinned === id ? null : id;
+    for (const [tid, tile] of grid.tiles) tile.setPinned(tid === pinned);
+    restage();
+  };
+  const restage = () => {
+    if (pinned && !grid.get(pinned)) pinned = null;
+    const sharing = [...grid.tiles.values()].find((t) => !t.self && t.media.screen);
+    grid.setStage(pinned || (sharing ? sharing.id : null));
+  };
+  const self = new Tile({ id: "self", self: true, onPin: pin });
   grid.add(self);
   // Everyone's label, unique within the room (docs/signaling.md, "Display names").
   let labels = new Map();
@@ -145,7 +157,7 @@ export function showCall(call) {
   const tileFor = (id) => {
     let tile = grid.get(id);
     if (!tile) {
-      tile = new Tile({ id });
+      tile = new Tile({ id, onPin: pin });
       grid.add(tile);
       updateTitle();
       relabel();
@@ -163,6 +175,7 @@ export function showCall(call) {
     offProblem,
     call.on("peer-added", ({ id, media: m }) => {
       tileFor(id).setMedia(m);
+      restage();
       // Say who joined once their name arrived (their first media-state), or soon anyway.
       joinNotices.set(id, setTimeout(() => announceJoin(id), 1500));
     }),
@@ -178,9 +191,13 @@ export function showCall(call) {
       joinNotices.delete(id);
       updateTitle();
       relabel();
+      restage();
       if (reason !== "reset" && reason !== "ended") toast(`${tile.name} left${reason === "timeout" ? " (connection lost)" : ""}.`, { ms: 2500 });
     }),
-    call.on("peer-media", ({ id, media: m }) => tileFor(id).setMedia(m)),
+    call.on("peer-media", ({ id, media: m }) => {
+      tileFor(id).setMedia(m);
+      restage();
+    }),
     call.on("peer-stream", ({ id, stream }) => tileFor(id).setStream(stream)),
     call.on("peer-state", ({ id, state }) => grid.get(id)?.setState(state)),
     call.on("chat", (message) => chat.add(message)),
@@ -205,6 +222,7 @@ export function showCall(call) {
     if (peer.link.remoteStream.getTracks().length) tile.setStream(peer.link.remoteStream);
   }
   relabel();
+  restage();
   const quality = new QualityWatch(call, (id, q) => grid.get(id)?.setQuality(q));
   const speakers = new SpeakerWatch({
     call,

@@ -18,8 +18,9 @@ export class Tile {
    * @param {object} o
    * @param {string} o.id     peer id, or "self"
    * @param {boolean} o.self  my own tile (muted, mirrored, no data-peer-id)
+   * @param {(id: string) => void} [o.onPin]  the tile's "Pin" button was pressed
    */
-  constructor({ id, self = false }) {
+  constructor({ id, self = false, onPin = () => {} }) {
     this.id = id;
     this.self = self;
     this.name = self ? "You" : peerLabel(id);
@@ -39,8 +40,14 @@ export class Tile {
       icon("screen"), el("span", { text: "Sharing screen" }));
     this.status = el("div", { className: "tile-status", hidden: self });
     this.status.append(this.dot, this.stateText);
+    this.pinButton = el("button", { type: "button", className: "pin", "aria-pressed": "false" }, icon("pin"));
+    this.pinButton.addEventListener("click", () => onPin(this.id));
+    this.fullButton = el("button", { type: "button", className: "full" }, icon("expand"));
+    this.fullButton.addEventListener("click", () => this.toggleFullscreen());
+    this.fullButton.hidden = !document.fullscreenEnabled;
     this.root = el("div", { className: "tile", role: "listitem" },
       this.video, this.avatar,
+      el("div", { className: "tile-actions" }, this.pinButton, this.fullButton),
       el("div", { className: "tile-bar" },
         this.nameTag = el("span", { className: "name" }), this.muteBadge, this.screenBadge),
       this.status);
@@ -57,6 +64,31 @@ export class Tile {
     this.initials.textContent = initialsOf(label);
     this.root.setAttribute("aria-label", shown);
     this.video.setAttribute("aria-label", this.self ? `${label} (you), your camera` : `${label}'s video`);
+    this._labelActions();
+  }
+
+  /** Pinned tiles take the stage (callview decides); the button shows the state. */
+  setPinned(pinned) {
+    this.pinned = pinned;
+    this.pinButton.setAttribute("aria-pressed", String(pinned));
+    this._labelActions();
+  }
+
+  /** Show this tile full screen, or leave full screen. */
+  toggleFullscreen() {
+    if (document.fullscreenElement === this.root) {
+      document.exitFullscreen().catch(() => {});
+    } else {
+      this.root.requestFullscreen().catch((err) => console.warn("parley: full screen", err));
+    }
+  }
+
+  _labelActions() {
+    const who = this.self ? "yourself" : this.name;
+    this.pinButton.setAttribute("aria-label", `Pin ${who}`);
+    this.pinButton.title = this.pinned ? `Unpin ${who}` : `Pin ${who}`;
+    this.fullButton.setAttribute("aria-label", `Show ${who} full screen`);
+    this.fullButton.title = `Show ${who} full screen`;
   }
 
   /** Show `stream` (remote audio + video, or my own preview). */
