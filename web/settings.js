@@ -7,6 +7,8 @@ const DEFAULTS = Object.freeze({
   cameraOn: true,
   sendUsageStats: true, // "Send anonymous usage statistics" (the /privacy page reads it too)
   displayName: "", // "Your name" on the pre-join screen ("" until first chosen or drawn)
+  micId: null, // the microphone picked last (a deviceId, preferred when present)
+  cameraId: null, // the camera picked last
 });
 
 function read(key) {
@@ -38,6 +40,10 @@ export const settings = {
   set sendUsageStats(v) { write("sendUsageStats", Boolean(v)); },
   get displayName() { const v = read("displayName"); return typeof v === "string" ? v : ""; },
   set displayName(v) { write("displayName", String(v)); },
+  get micId() { const v = read("micId"); return typeof v === "string" ? v : null; },
+  set micId(v) { write("micId", v || null); },
+  get cameraId() { const v = read("cameraId"); return typeof v === "string" ? v : null; },
+  set cameraId(v) { write("cameraId", v || null); },
 };
 
 /**

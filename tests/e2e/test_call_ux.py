@@ -443,3 +443,56 @@ def test_ux_screen_share_takes_the_stage_pin_and_full_screen(stack: Any, new_pag
 
     ui.button(a, "Stop sharing").click()
     expect(b.locator(".tile.on-stage")).to_have_count(0)
+
+
+def _level_seen(page: Page, selector: str) -> None:
+    """Wait until the level meter at `selector` has moved (the fake microphone beeps)."""
+    page.wait_for_function("(sel) => document.querySelector(sel).value > 0.01", arg=selector,
+                           timeout=ui.MEDIA_TIMEOUT_MS)
+
+
+def test_ux_device_pickers_level_meter_and_switch_without_renegotiation(
+        stack: Any, new_page: NewPage, shots: Path) -> None:
+    a = _page(new_page, PHONE)
+    b = _page(new_page, DESKTOP)
+    room_url = ui.start_call(a, stack.url)
+    ui.open_room(a, room_url)
+    mics = a.get_by_role("combobox", name="Microphone")
+    cams = a.get_by_role("combobox", name="Camera")
+    expect(mics.locator("option").first).to_be_attached()
+    expect(cams.locator("option").first).to_be_attached()
+    expect(a.get_by_role("meter", name="Microphone level")).to_be_visible()
+    _level_seen(a, "#pre-mic-level")
+    shoot(a, "prejoin-devices")
+    a_id = ui.join(a)
+    b_id = ui.join(b, room_url)
+    ui.wait_for_video_from(a, b_id)
+    ui.wait_for_video_from(b, a_id)
+
+    # In the call: the same pickers in "Devices" (under "More" on a phone).
+    ui.button(a, "More").click()
+    ui.button(a, "Devices").click()
+    dialog = a.get_by_role("dialog", name="Devices")
+    _level_seen(a, "#call-mic-level")
+    shoot(a, "call-devices")
+    options = dialog.get_by_role("combobox", name="Microphone").locator("option")
+    values = [o.get_attribute("value") for o in options.all()]
+    if len(values) < 2:
+        pytest.skip("only one microphone: nothing to switch to")
+    sdp_before = a.evaluate(
+        "(id) => window.parley.connections()[id].currentLocalDescription.sdp", b_id)
+    current = dialog.get_by_role("combobox", name="Microphone").input_value()
+    other = next(v for v in values if v != current)
+    dialog.get_by_role("combobox", name="Microphone").select_option(other)
+    a.wait_for_function(
+        """([id, dev]) => { const s = window.parley.connections()[id].getSenders()
+                               .find((x) => x.track && x.track.kind === "audio");
+                           return Boolean(s && s.track.getSettings().deviceId === dev); }""",
+        arg=[b_id, other])
+    # replaceTrack: the same session description, no new offer.
+    assert a.evaluate(
+        "(id) => window.parley.connections()[id].currentLocalDescription.sdp", b_id) == sdp_before
+    dialog.get_by_role("button", name="Done").click()
+    expect(dialog).to_be_hidden()
+    # Remembered for next time.
+    assert a.evaluate("() => JSON.parse(localStorage.getItem('parley.micId'))") == other

@@ -1,6 +1,7 @@
 // The call view: the grid of tiles, the control buttons, chat, lock, copy link, leave.
 
 import { canShareScreen, problemText } from "../media.js";
+import { DevicePicker } from "../devices.js";
 import { uniqueLabels } from "../names.js";
 import { QualityWatch } from "../quality.js";
 import { SpeakerWatch } from "../speaker.js";
@@ -118,6 +119,20 @@ export function showCall(call) {
     settings.cameraOn = media.cameraOn;
   });
   screenBtn.addEventListener("click", () => (media.sharing ? media.stopScreen() : media.startScreen()));
+
+  // Devices: pickers and the level meter in a dialog; the meter runs only while it is open.
+  const devicesDialog = $("devices-dialog");
+  let picker = null;
+  $("btn-devices").addEventListener("click", () => {
+    picker = new DevicePicker({
+      media, mic: $("call-mic-select"), camera: $("call-cam-select"), meter: $("call-mic-level"),
+    });
+    devicesDialog.showModal();
+  });
+  devicesDialog.addEventListener("close", () => {
+    if (picker) picker.destroy();
+    picker = null;
+  });
 
   copyBtn.addEventListener("click", async () => {
     const ok = await copyText(link);

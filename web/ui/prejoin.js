@@ -6,6 +6,7 @@ import { beaconsAllowed } from "../beacon.js";
 import { Call } from "../call.js";
 import { LocalMedia } from "../localmedia.js";
 import { problemText } from "../media.js";
+import { DevicePicker } from "../devices.js";
 import { cleanName, randomName } from "../names.js";
 import { settings } from "../settings.js";
 import { SignalingError } from "../signaling.js";
@@ -117,8 +118,13 @@ export function showPrejoin({ room, config }) {
   const offProblem = media.on("problem", ({ kind, reason }) =>
     toast(problemText(DEVICE_NAMES[kind] || kind, reason), { kind: "error", ms: 6000 }));
   render();
-  const ready = media.start({ micOn: settings.micOn, cameraOn: settings.cameraOn }).catch((err) => {
+  const ready = media.start({
+    micOn: settings.micOn, cameraOn: settings.cameraOn, audioId: settings.micId, videoId: settings.cameraId,
+  }).catch((err) => {
     console.warn("parley: media", err);
+  });
+  const picker = new DevicePicker({
+    media, mic: $("pre-mic-select"), camera: $("pre-cam-select"), meter: $("pre-mic-level"),
   });
 
   micBtn.addEventListener("click", async () => {
@@ -161,6 +167,7 @@ export function showPrejoin({ room, config }) {
         await call.join(password);
         offChange();
         offProblem();
+        picker.destroy();
         resolve(call);
       } catch (err) {
         call.detach();
