@@ -496,3 +496,38 @@ def test_ux_device_pickers_level_meter_and_switch_without_renegotiation(
     expect(dialog).to_be_hidden()
     # Remembered for next time.
     assert a.evaluate("() => JSON.parse(localStorage.getItem('parley.micId'))") == other
+
+
+def test_ux_keyboard_shortcuts_and_their_help(stack: Any, new_page: NewPage,
+                                              shots: Path) -> None:
+    a = _page(new_page, DESKTOP)
+    room_url = ui.start_call(a, stack.url)
+    ui.join(a, room_url)
+    expect(ui.button(a, "Mute")).to_have_attribute("aria-keyshortcuts", "m")
+    a.keyboard.press("m")
+    expect(ui.button(a, "Unmute")).to_be_visible()
+    a.keyboard.press("m")
+    expect(ui.button(a, "Mute")).to_be_visible()
+    a.keyboard.press("v")
+    expect(ui.button(a, "Camera on")).to_be_visible()
+    a.keyboard.press("v")
+    expect(ui.button(a, "Camera off")).to_be_visible()
+    a.keyboard.press("c")
+    expect(a.get_by_label("Message")).to_be_focused()
+    a.keyboard.type("mvc")  # typing in a field is typing, not shortcuts
+    expect(a.get_by_label("Message")).to_have_value("mvc")
+    expect(ui.button(a, "Mute")).to_be_visible()
+    a.keyboard.press("Escape")
+    expect(a.get_by_role("complementary", name="Chat")).to_be_hidden()
+    a.keyboard.press("?")
+    dialog = a.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("dt")).to_have_text(["m", "v", "c", "?"])
+    expect(dialog.locator("dd")).to_have_text([
+        "Mute or unmute the microphone", "Turn the camera off or on", "Open or close the chat",
+        "Show these shortcuts"])
+    shoot(a, "call-shortcuts")
+    a.keyboard.press("m")  # not while a dialog is open
+    expect(ui.button(a, "Mute")).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()

@@ -5,9 +5,10 @@ import { DevicePicker } from "../devices.js";
 import { uniqueLabels } from "../names.js";
 import { QualityWatch } from "../quality.js";
 import { SpeakerWatch } from "../speaker.js";
+import { SHORTCUTS, listenForShortcuts } from "../shortcuts.js";
 import { settings } from "../settings.js";
 import { ChatPanel } from "./chat.js";
-import { $, setButton, showView, toast } from "./dom.js";
+import { $, el, setButton, showView, toast } from "./dom.js";
 import { Grid } from "./grid.js";
 import { AlonePanel } from "./alone.js";
 import { askToLock } from "./lockdialog.js";
@@ -134,6 +135,14 @@ export function showCall(call) {
     picker = null;
   });
 
+  // Keyboard shortcuts and their list ("?", or "Shortcuts" in the bar).
+  const keysDialog = $("keys-dialog");
+  $("keys-list").replaceChildren(...SHORTCUTS.flatMap(({ key, what }) =>
+    [el("dt", {}, el("kbd", { text: key })), el("dd", { text: what })]));
+  const showKeys = () => { if (!keysDialog.open) keysDialog.showModal(); };
+  $("btn-keys").addEventListener("click", showKeys);
+  const stopShortcuts = listenForShortcuts({ showHelp: showKeys });
+
   copyBtn.addEventListener("click", async () => {
     const ok = await copyText(link);
     toast(ok ? "Link copied. Send it to the people you want to talk to." : `Copy this link: ${link}`, { ms: ok ? 3500 : 10000 });
@@ -251,6 +260,7 @@ export function showCall(call) {
   call.on("ended", ({ reason, message }) => {
     for (const off of offs) off();
     quality.stop();
+    stopShortcuts();
     speakers.stop();
     more.destroy();
     alone.destroy();
