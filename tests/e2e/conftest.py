@@ -122,3 +122,19 @@ def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"[parley e2e] screenshots: {path}")
+
+
+@pytest.fixture(scope="session")
+def axe_file() -> Path:
+    """axe-core's axe.min.js (tests/e2e/axe.py), fetched from the npm registry if missing.
+
+    Skips without npm or registry, except in CI (`CI=true`), where that is a failure.
+    """
+    from tests.e2e.axe import AxeUnavailable, ensure_axe
+
+    try:
+        return ensure_axe()
+    except AxeUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"axe-core unavailable: {exc}")
+        pytest.skip(f"axe-core unavailable: {exc}")
