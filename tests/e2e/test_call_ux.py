@@ -80,7 +80,8 @@ def test_ux_leave_error_pages_phone_bar_and_blocked_camera(stack: Any, new_page:
     expect(ui.button(phone, "Lock room")).to_be_visible()
     expect(ui.button(phone, "Copy link")).to_be_visible()
     menu = _labels_on_one_line(phone, ".more-menu .ctl")
-    assert menu == {"Share screen": True, "Copy link": True, "Lock room": True}
+    assert menu == {"Share screen": True, "Copy link": True, "Devices": True, "Shortcuts": True,
+                    "Lock room": True}
     shoot(phone, "call-more-menu")
     phone.keyboard.press("Escape")
     expect(ui.button(phone, "Lock room")).to_be_hidden()
@@ -170,7 +171,12 @@ def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: New
     ada.get_by_label("Message").fill("hello from Ada")
     ada.get_by_label("Message").press("Enter")
     expect(ada.locator(".msg.mine .who")).to_have_text("Ada Lovelace (you)")
+    # Item 14: announced while the panel is closed; the unread count is in the button's name.
+    expect(other.locator("#chat-announce")).to_have_text(
+        "New message from Ada Lovelace: hello from Ada")
+    expect(other.locator("#chat-announce")).to_have_attribute("aria-live", "polite")
     other.get_by_role("button", name="Chat, 1 unread").click()
+    expect(other.get_by_role("button", name="Chat", exact=True)).to_be_visible()
     expect(other.locator(".msg .who").first).to_have_text("Ada Lovelace")
     shoot(other, "call-chat-names")
     other.get_by_role("button", name="Close chat").click()
