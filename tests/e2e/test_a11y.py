@@ -50,6 +50,7 @@ def test_a11y_no_serious_violations(stack: Any, browser: Any, axe_file: Path, sh
         ui.open_room(me, room_url)
         _check(me, axe_file, "prejoin", found)
         me_id = ui.join(me)
+        expect(me.get_by_role("region", name="Waiting for others")).to_be_visible()
         _check(me, axe_file, "call-alone", found)
         other_id = ui.join(other, room_url)
         ui.wait_for_video_from(me, other_id)

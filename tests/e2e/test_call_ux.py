@@ -240,6 +240,7 @@ def test_ux_alone_lock_for_everyone_and_full_room(stack: Any, new_page: NewPage,
         expect(page.locator("#lock-state")).to_have_text("Locked")
         expect(page.locator("#toasts")).to_contain_text("The room is now locked")
     shoot(member, "call-locked")
+    assert owner.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     # ...and the owner's button shows the state it is in.
     ui.button(owner, "More").click()
     locked_btn = ui.button(owner, "Locked")
