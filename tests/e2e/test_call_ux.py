@@ -23,6 +23,7 @@ from tests.e2e.shots import DESKTOP, PHONE, shoot
 pytestmark = pytest.mark.e2e
 
 NewPage = Callable[[], Page]
+SEEN: Final[int] = 15_000  # ms for what another page sends to show here
 ON_STAGE: Final[re.Pattern[str]] = re.compile(r"\bon-stage\b")
 
 #: The camera is blocked in the browser's site settings: getUserMedia(video) is refused.
@@ -160,11 +161,13 @@ def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: New
     other.reload()
     expect(other.get_by_label("Your name")).to_have_value(drawn)
     other_id = ui.join(other)
-    expect(other.locator(ui.tile_of(ada_id) + " .name")).to_have_text("Ada Lovelace")
-    expect(ada.locator(ui.tile_of(other_id) + " .name")).to_have_text(drawn)
+    expect(other.locator(ui.tile_of(ada_id) + " .name")).to_have_text("Ada Lovelace", timeout=SEEN)
+    expect(ada.locator(ui.tile_of(other_id) + " .name")).to_have_text(drawn, timeout=SEEN)
     # Item 15: each remote video is named after its person.
-    expect(other.locator(ui.remote_video(ada_id))).to_have_accessible_name("Ada Lovelace's video")
-    expect(ada.locator(ui.remote_video(other_id))).to_have_accessible_name(f"{drawn}'s video")
+    expect(other.locator(ui.remote_video(ada_id))).to_have_accessible_name(
+        "Ada Lovelace's video", timeout=SEEN)
+    expect(ada.locator(ui.remote_video(other_id))).to_have_accessible_name(
+        f"{drawn}'s video", timeout=SEEN)
 
     # Chat shows the current name.
     ada.get_by_role("button", name="Chat").click()
@@ -173,11 +176,11 @@ def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: New
     expect(ada.locator(".msg.mine .who")).to_have_text("Ada Lovelace (you)")
     # Item 14: announced while the panel is closed; the unread count is in the button's name.
     expect(other.locator("#chat-announce")).to_have_text(
-        "New message from Ada Lovelace: hello from Ada")
+        "New message from Ada Lovelace: hello from Ada", timeout=SEEN)
     expect(other.locator("#chat-announce")).to_have_attribute("aria-live", "polite")
     other.get_by_role("button", name="Chat, 1 unread").click()
     expect(other.get_by_role("button", name="Chat", exact=True)).to_be_visible()
-    expect(other.locator(".msg .who").first).to_have_text("Ada Lovelace")
+    expect(other.locator(".msg .who").first).to_have_text("Ada Lovelace", timeout=SEEN)
     shoot(other, "call-chat-names")
     other.get_by_role("button", name="Close chat").click()
 
@@ -188,10 +191,10 @@ def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: New
     twin_id = ui.join(twin)
     first, second = sorted([ada_id, twin_id])
     want = {first: "Ada Lovelace", second: "Ada Lovelace (2)"}
-    expect(other.locator(ui.tile_of(twin_id) + " .name")).to_have_text(want[twin_id])
-    expect(other.locator(ui.tile_of(ada_id) + " .name")).to_have_text(want[ada_id])
-    expect(twin.locator(".tile.self .name")).to_have_text(f"{want[twin_id]} (you)")
-    expect(ada.locator(ui.tile_of(twin_id) + " .name")).to_have_text(want[twin_id])
+    expect(other.locator(ui.tile_of(twin_id) + " .name")).to_have_text(want[twin_id], timeout=SEEN)
+    expect(other.locator(ui.tile_of(ada_id) + " .name")).to_have_text(want[ada_id], timeout=SEEN)
+    expect(twin.locator(".tile.self .name")).to_have_text(f"{want[twin_id]} (you)", timeout=SEEN)
+    expect(ada.locator(ui.tile_of(twin_id) + " .name")).to_have_text(want[twin_id], timeout=SEEN)
     shoot(ada, "call-three-names")
 
     # Reloading the pre-join page keeps the chosen name.
