@@ -203,8 +203,10 @@ def test_ux_names_chosen_remembered_unique_and_private(stack: Any, new_page: New
     expect(ada.get_by_label("Your name")).to_have_value("Ada Lovelace")
 
     # The name goes to the room's members only: never in a log line or in metrics.
-    metrics = ada.request.get(f"{stack.url}/metrics").text()
-    assert "Lovelace" not in metrics
+    for service in ("rooms", "signaling-1", "metrics"):
+        metrics = ada.request.get(f"{stack.internal_url(service)}/metrics")
+        assert metrics.status == 200
+        assert "Lovelace" not in metrics.text() and drawn not in metrics.text()
     assert "Lovelace" not in stack.output()
     assert drawn not in stack.output()
 
