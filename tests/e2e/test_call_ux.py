@@ -543,3 +543,22 @@ def test_ux_keyboard_shortcuts_and_their_help(stack: Any, new_page: NewPage,
     expect(ui.button(a, "Mute")).to_be_visible()
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
+
+
+def test_ux_names_module_cleans_and_numbers_like_signalling(stack: Any,
+                                                            new_page: NewPage) -> None:
+    page = _page(new_page, DESKTOP)
+    page.goto(f"{stack.url}/")
+    got = page.evaluate("""async () => {
+        const n = await import("/static/names.js");
+        const labels = n.uniqueLabels(new Map([["self", "Ada"], ["b", "ada "], ["c", ""],
+                                               ["a", "Ada"]]), "m");
+        return { clean: n.cleanName("  Ada\\u202e\\u0000  Lovelace " + "x".repeat(60)),
+                 labels: Object.fromEntries(labels), initials: n.initialsOf("ada lovelace (2)"),
+                 fallback: n.peerLabel("c") };
+    }""")
+    assert got["clean"] == ("Ada Lovelace " + "x" * 60)[:40]
+    # Numbered in peer-id order ("a" < "b" < "m", my id), case-insensitively.
+    assert got["labels"] == {"a": "Ada", "b": "ada (2)", "self": "Ada (3)",
+                             "c": got["fallback"]}
+    assert got["initials"] == "AL"
