@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,16 +113,23 @@ def stack_relay_forced() -> Iterator[Stack]:
     s.stop()
 
 
+_SHOTS_USED: list[Path] = []
+
+
 @pytest.fixture(scope="session")
-def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """The screenshot folder (tests/e2e/shots.py); printed so the run says where to look."""
+def shots() -> Path:
+    """The screenshot folder (tests/e2e/shots.py); the run's summary says where it is."""
     from tests.e2e.shots import folder
 
     path = folder()
-    yield path
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"[parley e2e] screenshots: {path}")
+    _SHOTS_USED.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print where this run's screenshots are (to look at, not for pixel diffs)."""
+    for path in _SHOTS_USED[:1]:
+        terminalreporter.write_line(f"[parley e2e] screenshots: {path}")
 
 
 @pytest.fixture(scope="session")
