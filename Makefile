@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e test-k8s lint typecheck bench chart \
+.PHONY: setup run test test-unit test-integration test-e2e axe test-k8s lint typecheck bench chart \
         image cluster cluster-down k8s-binaries clean
 
 setup: $(STAMP)
@@ -32,8 +32,13 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/python -m pytest -q tests/integration
 
-test-e2e: setup
+test-e2e: setup axe
 	$(BIN)/python -m pytest -q tests/e2e
+
+# axe-core for the accessibility checks of the e2e tests (from the npm registry, into build/).
+axe: setup
+	$(BIN)/python -c 'from tests.e2e.axe import ensure_axe; print(ensure_axe())'
+
 
 lint: setup
 	$(BIN)/ruff check services tests

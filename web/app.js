@@ -45,6 +45,9 @@ async function main() {
     console.warn("parley: /config.json", err);
   }
   if (config.version) $("version").textContent = config.version;
+  // The footer says plainly when this server collects anonymous usage statistics.
+  $("stats-note").hidden = !config.metrics_url;
+  $("stats-dot").hidden = !config.metrics_url;
 
   const room = roomFromPath();
   if (!room) {

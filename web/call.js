@@ -13,6 +13,9 @@ const CHAT_MAX = 2000;
 const REJOIN_CLOSE = new Set([4401, 4403, 4404, 4409]);
 // What the server assumes of a peer that has not said otherwise (docs/signaling.md).
 const DEFAULT_MEDIA = Object.freeze({ audio: true, video: true, screen: false });
+// Signalling away this long (the socket keeps retrying meanwhile): the call is given up and
+// the page offers to rejoin, instead of "Reconnecting…" for ever.
+export const GIVE_UP_MS = 3 * 60 * 1000;
 
 /**
  * The owner key of `room` for this tab: rooms gives it only to the first peer, so keep it
@@ -41,8 +44,8 @@ function rememberOwnerKey(room, ownerKey) {
  * Events for the UI:
  *  "joined" ({peerId, room, owner}), "peer-added" ({id}), "peer-removed" ({id, reason}),
  *  "peer-media" ({id, media}), "peer-stream" ({id, stream}), "peer-state" ({id, state}),
- *  "chat" ({from, text, at, mine}), "signaling" (state), "ended" ({reason, message}),
- *  "notice" (text).
+ *  "peer-name" ({id, name}), "chat" ({from, text, at, mine, queued}), "signaling" (state),
+ *  "chat-sent" ({at}), "ended" ({reason, message}), "notice" (text), "lock" (locked).
  */
 export class Call extends Emitter {
   /**
@@ -50,13 +53,15 @@ export class Call extends Emitter {
    * @param {string} o.room       room name from the URL
    * @param {object} o.config     GET /config.json
    * @param {import("./localmedia.js").LocalMedia} o.media
+   * @param {string} [o.name]     my display name (sent to the room's members only)
    */
-  constructor({ room, config, media }) {
+  constructor({ room, config, media, name = "" }) {
     super();
     this.room = room;
+    this.name = name;
     this.config = config || {};
     this.media = media;
-    this.peers = new Map(); // id -> {link: PeerLink, media}
+    this.peers = new Map(); // id -> {link: PeerLink, media, name}
     this.info = null; // the join answer
     this.peerId = null;
     this.signaling = null;
@@ -113,22 +118,31 @@ export class Call extends Emitter {
   sendChat(text) {
     const clean = String(text).trim().slice(0, CHAT_MAX);
     if (!clean || !this.signaling) return false;
+    // While the socket is away the line waits in the queue: shown as "not sent" until then.
+    const queued = this.signaling.state !== "open";
     this.signaling.send({ type: "chat", text: clean });
-    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true });
+    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true, queued });
     return true;
   }
 
   /** Lock the room with `password` (owner only). */
   async lock(password) {
     await api.lockRoom(this.room, this.info.owner_key, password);
-    this.locked = true;
     this.password = password;
+    this._setLocked(true);
   }
 
   /** Unlock the room (owner only). */
   async unlock() {
     await api.unlockRoom(this.room, this.info.owner_key);
-    this.locked = false;
+    this._setLocked(false);
+  }
+
+  /** The room's lock state changed (mine, or `room-state` from signalling): "lock" once. */
+  _setLocked(locked) {
+    if (locked === this.locked) return;
+    this.locked = locked;
+    this.emit("lock", locked);
   }
 
   /** Forget a call that failed to join, without touching the devices (pre-join keeps them). */
@@ -143,7 +157,7 @@ export class Call extends Emitter {
     if (this.ended) return;
     if (this.signaling) this.signaling.leave();
     if (this.info) api.leaveRoom(this.room, this.info.token).catch(() => {});
-    this._end("left", unloading ? "" : "You left the call.");
+    this._end("left", unloading ? "" : "Your camera and microphone are off.");
   }
 
   // --- signalling ------------------------------------------------------------------------
@@ -158,17 +172,28 @@ export class Call extends Emitter {
     this.signaling = sig;
     const on = (type, fn) => this._unsubscribe.push(sig.on(type, fn));
     on("welcome", (w) => this._onWelcome(w));
-    on("peer-joined", ({ peer_id, media }) =>
-      this._addPeer(peer_id, { ...DEFAULT_MEDIA, ...(media || {}) }));
+    on("peer-joined", ({ peer_id, media }) => {
+      this._addPeer(peer_id, { ...DEFAULT_MEDIA, ...(media || {}) });
+      this._sendMediaState(); // so the newcomer learns my name
+    });
     on("peer-left", ({ peer_id, reason }) => this._removePeer(peer_id, reason || "left"));
     on("signal", ({ from, data }) => this._onSignal(from, data));
     on("media-state", (m) => this._onMediaState(m));
+    on("room-state", ({ locked }) => this._setLocked(Boolean(locked)));
+    on("state", (state) => { if (state === "open") this.emit("chat-sent", {}); });
     on("chat", ({ from, text, at }) => {
       if (from === this.peerId) return; // our own echo, already shown
       this.emit("chat", { from, text, at, mine: false });
     });
     on("error", (e) => console.warn("parley: signalling error", e));
-    on("state", (state) => this.emit("signaling", state));
+    on("state", (state) => {
+      clearTimeout(this._giveUpTimer);
+      if (state === "reconnecting") {
+        this._giveUpTimer = setTimeout(() => this._end("lost",
+          "The server could not be reached for 3 minutes. Rejoin to try again."), GIVE_UP_MS);
+      }
+      this.emit("signaling", state);
+    });
     on("closed", (err) => this._onSignalingClosed(err));
     await sig.connect();
   }
@@ -196,7 +221,7 @@ export class Call extends Emitter {
         if (link.state !== "connected") link.restartIce();
       }
     }
-    this.signaling.send({ type: "media-state", ...this.media.state });
+    this._sendMediaState();
     this.emit("joined", { peerId: this.peerId, room: this.room, owner: this.isOwner });
   }
 
@@ -227,10 +252,24 @@ export class Call extends Emitter {
     peer.link.handleSignal(data);
   }
 
-  _onMediaState({ from, audio, video, screen }) {
+  _onMediaState({ from, audio, video, screen, name }) {
     if (from === this.peerId) return;
-    if (!this.peers.has(from)) return;
+    const peer = this.peers.get(from);
+    if (!peer) return;
     this._setPeerMedia(from, { audio: Boolean(audio), video: Boolean(video), screen: Boolean(screen) });
+    const clean = typeof name === "string" ? name : "";
+    if (clean !== peer.name) {
+      peer.name = clean;
+      this.emit("peer-name", { id: from, name: clean });
+    }
+  }
+
+  /** My media state and name to the room (docs/signaling.md, "Display names"). */
+  _sendMediaState() {
+    if (!this.signaling || !this.peerId) return;
+    const message = { type: "media-state", ...this.media.state };
+    if (this.name) message.name = this.name;
+    this.signaling.send(message);
   }
 
   // --- peers -----------------------------------------------------------------------------
@@ -251,7 +290,7 @@ export class Call extends Emitter {
       tracks: { audio: this.media.audioTrack, video: this.media.videoTrack },
       initiator,
     });
-    const peer = { link, media: { ...media } };
+    const peer = { link, media: { ...media }, name: "" };
     this.peers.set(id, peer);
     this.emit("peer-added", { id, media: peer.media });
     link.on("track", (stream) => this.emit("peer-stream", { id, stream }));
@@ -281,19 +320,19 @@ export class Call extends Emitter {
       link.setTrack("audio", audio).catch((e) => console.warn("parley: audio track", e));
       link.setTrack("video", video).catch((e) => console.warn("parley: video track", e));
     }
-    if (this.signaling && this.peerId) {
-      this.signaling.send({ type: "media-state", ...this.media.state });
-    }
+    this._sendMediaState();
   }
 
   _end(reason, message) {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this._giveUpTimer);
     if (this._onUnload) window.removeEventListener("pagehide", this._onUnload);
     for (const off of this._unsubscribe.splice(0)) off();
     this._offMedia();
     if (this.signaling) this.signaling.close();
-    for (const id of [...this.peers.keys()]) this._removePeer(id, "left");
+    // "ended": the call is over for me; the others did not leave (no "X left." for them).
+    for (const id of [...this.peers.keys()]) this._removePeer(id, "ended");
     this.media.stop();
     this.emit("ended", { reason, message });
   }

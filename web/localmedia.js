@@ -17,15 +17,17 @@ export class LocalMedia extends Emitter {
     this.micOn = true;
     this.cameraOn = true;
     this.problems = {};
+    this.deviceIds = { audio: null, video: null }; // chosen devices (null: the default)
     this._busy = Promise.resolve();
   }
 
   /** Open the devices wanted (`micOn`, `cameraOn`); missing or denied ones become problems. */
-  async start({ micOn = true, cameraOn = true } = {}) {
+  async start({ micOn = true, cameraOn = true, audioId = null, videoId = null } = {}) {
     this.micOn = micOn;
     this.cameraOn = cameraOn;
+    this.deviceIds = { audio: audioId, video: videoId };
     // Always ask for the microphone so that unmuting later needs no new prompt.
-    const got = await openUserMedia({ audio: true, video: cameraOn });
+    const got = await openUserMedia({ audio: true, video: cameraOn, audioId, videoId });
     this.audioTrack = got.audio;
     this.cameraTrack = got.video;
     this.problems = { ...got.problems };
@@ -53,11 +55,36 @@ export class LocalMedia extends Emitter {
     };
   }
 
+  /**
+   * Use another microphone or camera: the new track replaces the old one (in a call every
+   * sender swaps it with replaceTrack: no renegotiation). A camera that is off or resting
+   * during a screen share is only remembered. Resolves true, or false with a problem.
+   */
+  useDevice(kind, deviceId) {
+    return this._serial(async () => {
+      this.deviceIds[kind] = deviceId;
+      const current = kind === "audio" ? this.audioTrack : this.cameraTrack;
+      if (!current) return true;
+      if (current.getSettings().deviceId === deviceId) return true;
+      const { track, reason } = await openTrack(kind, deviceId, "exact");
+      if (!track) return this._problem(kind, reason);
+      stopTrack(current);
+      if (kind === "audio") {
+        track.enabled = this.micOn;
+        this.audioTrack = track;
+      } else {
+        this.cameraTrack = track;
+      }
+      this._changed();
+      return true;
+    });
+  }
+
   /** Mute or unmute; opens the microphone if we have none yet. Returns the new state. */
   setMic(on) {
     return this._serial(async () => {
       if (on && !this.audioTrack) {
-        const { track, reason } = await openTrack("audio");
+        const { track, reason } = await openTrack("audio", this.deviceIds.audio);
         if (!track) return this._problem("audio", reason);
         this.audioTrack = track;
         delete this.problems.audio;
@@ -80,7 +107,7 @@ export class LocalMedia extends Emitter {
         return true;
       }
       if (!this.sharing && !this.cameraTrack) {
-        const { track, reason } = await openTrack("video");
+        const { track, reason } = await openTrack("video", this.deviceIds.video);
         if (!track) return this._problem("video", reason);
         this.cameraTrack = track;
         delete this.problems.video;
@@ -120,7 +147,7 @@ export class LocalMedia extends Emitter {
       stopTrack(this.screenTrack);
       this.screenTrack = null;
       if (this.cameraOn) {
-        const { track, reason } = await openTrack("video");
+        const { track, reason } = await openTrack("video", this.deviceIds.video);
         if (track) this.cameraTrack = track;
         else { this.cameraOn = false; this._problem("video", reason); }
       }

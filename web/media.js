@@ -66,7 +66,7 @@ async function deviceKinds() {
  * Returns `{audio: MediaStreamTrack|null, video: MediaStreamTrack|null,
  *           problems: {audio?: reason, video?: reason}}`.
  */
-export async function openUserMedia({ audio = true, video = true } = {}) {
+export async function openUserMedia({ audio = true, video = true, audioId = null, videoId = null } = {}) {
   const result = { audio: null, video: null, problems: {} };
   if (!hasMediaDevices()) {
     const reason = window.isSecureContext ? "missing" : "insecure";
@@ -79,9 +79,10 @@ export async function openUserMedia({ audio = true, video = true } = {}) {
   if (video && !kinds.has("videoinput")) { result.problems.video = "missing"; video = false; }
   if (!audio && !video) return result;
 
+  // The devices chosen last time are preferred ("ideal"), not required: they may be gone.
   const constraints = {
-    audio: audio ? AUDIO_CONSTRAINTS : false,
-    video: video ? VIDEO_CONSTRAINTS : false,
+    audio: audio ? withDevice(AUDIO_CONSTRAINTS, audioId, "ideal") : false,
+    video: video ? withDevice(VIDEO_CONSTRAINTS, videoId, "ideal") : false,
   };
   try {
     const stream = await navigator.mediaDevices.getUserMedia(constraints);
@@ -102,12 +103,20 @@ export async function openUserMedia({ audio = true, video = true } = {}) {
   return result;
 }
 
-/** Open one device: `{track, reason}` where exactly one is set. */
-export async function openTrack(kind) {
+function withDevice(constraints, deviceId, how) {
+  return deviceId ? { ...constraints, deviceId: { [how]: deviceId } } : constraints;
+}
+
+/**
+ * Open one device: `{track, reason}`, exactly one set. `deviceId` is preferred ("ideal"),
+ * or required with `how = "exact"` (the person picked it).
+ */
+export async function openTrack(kind, deviceId = null, how = "ideal") {
   if (!hasMediaDevices()) return { track: null, reason: window.isSecureContext ? "missing" : "insecure" };
   try {
     const stream = await navigator.mediaDevices.getUserMedia(
-      kind === "audio" ? { audio: AUDIO_CONSTRAINTS } : { video: VIDEO_CONSTRAINTS },
+      kind === "audio" ? { audio: withDevice(AUDIO_CONSTRAINTS, deviceId, how) }
+        : { video: withDevice(VIDEO_CONSTRAINTS, deviceId, how) },
     );
     const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
     return track ? { track, reason: null } : { track: null, reason: "missing" };

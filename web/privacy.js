@@ -40,8 +40,10 @@ function row(tbody, name, values, meaning, required) {
   }
   const tdValues = document.createElement("td");
   tdValues.textContent = values;
+  tdValues.dataset.label = "Possible values"; // shown on phones, where rows become cards
   const tdMeaning = document.createElement("td");
   tdMeaning.textContent = meaning || "";
+  tdMeaning.dataset.label = "Meaning";
   tr.append(th, tdValues, tdMeaning);
   tbody.append(tr);
 }

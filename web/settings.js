@@ -6,6 +6,9 @@ const DEFAULTS = Object.freeze({
   micOn: true,
   cameraOn: true,
   sendUsageStats: true, // "Send anonymous usage statistics" (the /privacy page reads it too)
+  displayName: "", // "Your name" on the pre-join screen ("" until first chosen or drawn)
+  micId: null, // the microphone picked last (a deviceId, preferred when present)
+  cameraId: null, // the camera picked last
 });
 
 function read(key) {
@@ -35,6 +38,12 @@ export const settings = {
   // Off only when stored as JSON `false`: an unreadable value keeps the default.
   get sendUsageStats() { return read("sendUsageStats") !== false; },
   set sendUsageStats(v) { write("sendUsageStats", Boolean(v)); },
+  get displayName() { const v = read("displayName"); return typeof v === "string" ? v : ""; },
+  set displayName(v) { write("displayName", String(v)); },
+  get micId() { const v = read("micId"); return typeof v === "string" ? v : null; },
+  set micId(v) { write("micId", v || null); },
+  get cameraId() { const v = read("cameraId"); return typeof v === "string" ? v : null; },
+  set cameraId(v) { write("cameraId", v || null); },
 };
 
 /**

@@ -71,3 +71,13 @@ class MembershipEvent(_Message):
 
     peer_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     event: Literal["joined", "left"]
+
+
+class RoomLockEvent(_Message):
+    """The room's owner locked or unlocked it through rooms, on `room_members(room key)`:
+    signalling tells every member (`room-state`), so everyone sees the lock, not only the
+    owner. No password, no owner key: only the new state.
+    """
+
+    event: Literal["lock"] = "lock"
+    locked: bool

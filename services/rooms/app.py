@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import redisclient
 from services.common.bus import NatsBus
@@ -25,6 +26,7 @@ from services.common.telemetry import setup_tracing
 from services.rooms.bus import follow_relays
 from services.rooms.guard import ApiGuard
 from services.rooms.relays import RelayRegistry
+from services.rooms.errorpages import html_or_json_error
 from services.rooms.routes import WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
 
@@ -90,6 +92,8 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     app.add_middleware(ApiGuard, allowed_origins=[
         *settings.allowed_origins, *([settings.public_url] if settings.public_url else [])])
     add_private_middleware(app, service="rooms", csp=WEB_CSP)
+    # Browsers get an HTML page for a mistyped link; the JSON API keeps JSON.
+    app.add_exception_handler(StarletteHTTPException, html_or_json_error)
     app.include_router(metrics_router())
     app.include_router(health_router())
     app.include_router(security_txt_router(settings.security_contact, settings.public_url))

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from services.common import subjects
 from services.common.bus import Envelope, NatsBus
-from services.common.messages import MembershipEvent, RelayHeartbeat
+from services.common.messages import MembershipEvent, RelayHeartbeat, RoomLockEvent
 from services.rooms.relays import RelayRegistry
 
 log = logging.getLogger(__name__)
@@ -45,3 +45,13 @@ async def announce_membership(bus: NatsBus, rk: str, peer_id: str,
         await bus.publish(subjects.room_members(rk), data)
     except Exception as exc:
         log.warning("membership event not published: %s", type(exc).__name__)
+
+
+async def announce_lock(bus: NatsBus, rk: str, *, locked: bool) -> None:
+    """Tell signalling the room was locked or unlocked, so every member sees it (best effort:
+    a lost event leaves members with the state they joined with; the owner still sees it)."""
+    data = RoomLockEvent(locked=locked).model_dump_json().encode()
+    try:
+        await bus.publish(subjects.room_members(rk), data)
+    except Exception as exc:
+        log.warning("lock event not published: %s", type(exc).__name__)

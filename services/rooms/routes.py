@@ -22,7 +22,7 @@ from services.common.publicurl import hostname, page_url, relay_host, websocket_
 from services.common.roomnames import RoomNameError, normalize, random_name
 from services.common.roomstate import NotOwner, OwnerAbsent, RoomFull, RoomLocked
 from services.common.tokens import TokenError, issue_join_token, verify_join_token
-from services.rooms.bus import announce_membership
+from services.rooms.bus import announce_lock, announce_membership
 from services.rooms.relays import ice_servers_for
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,7 @@ async def lock_room(name: str, body: LockRequest, request: Request) -> Response:
         raise HTTPException(status_code=403, detail="only the room's owner can lock it") from None
     except OwnerAbsent:
         raise HTTPException(status_code=409, detail=OWNER_ABSENT) from None
+    await announce_lock(ctx.bus, rk, locked=True)
     return Response(status_code=204)
 
 
@@ -291,6 +292,7 @@ async def unlock_room(name: str, body: UnlockRequest, request: Request) -> Respo
             status_code=403, detail="only the room's owner can unlock it") from None
     except OwnerAbsent:
         raise HTTPException(status_code=409, detail=OWNER_ABSENT) from None
+    await announce_lock(ctx.bus, rk, locked=False)
     return Response(status_code=204)
 
 

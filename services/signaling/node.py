@@ -22,11 +22,11 @@ from collections import deque
 from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.common.clientaddr import client_address
-from services.common.messages import MembershipEvent
+from services.common.messages import MembershipEvent, RoomLockEvent
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
 from services.signaling import metrics as m
@@ -57,6 +57,9 @@ TICK_SECONDS: Final[float] = 1.0
 HEARTBEAT_SLICE: Final[int] = 200  # rooms per Redis pipeline
 FLUSH_SECONDS: Final[float] = 1.0  # how long a closing socket may take to write its close
 MAX_MEMBERSHIP_EVENT_BYTES: Final[int] = 1024
+# What rooms publishes on a room's members subject: slot changes and lock changes.
+_ROOM_EVENT: Final[TypeAdapter[MembershipEvent | RoomLockEvent]] = TypeAdapter(
+    MembershipEvent | RoomLockEvent)
 
 
 class Connection:
@@ -402,9 +405,12 @@ class Node:
         if len(data) > MAX_MEMBERSHIP_EVENT_BYTES:
             return
         try:
-            event = MembershipEvent.model_validate_json(data)
+            event = _ROOM_EVENT.validate_json(data)
         except ValidationError:
             log.warning("dropped a malformed membership event")
+            return
+        if isinstance(event, RoomLockEvent):
+            self.hub.broadcast(rk, p.encode(p.RoomStateOut(locked=event.locked)))
             return
         if event.event == "joined":
             if self.hub.add_pending(rk, event.peer_id):

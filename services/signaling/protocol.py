@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from enum import IntEnum
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -31,6 +33,11 @@ MAX_ROOM_LENGTH: Final[int] = 256
 MAX_SDP_LENGTH: Final[int] = 60_000
 MAX_CANDIDATE_LENGTH: Final[int] = 2048
 MAX_CHAT_LENGTH: Final[int] = 2000
+MAX_NAME_LENGTH: Final[int] = 40  # a display name, after cleaning
+MAX_NAME_INPUT: Final[int] = 200  # longer input is refused, not cut
+# Control characters, zero-width and bidirectional-override marks: a name shows as typed.
+_NAME_DROP: Final[re.Pattern[str]] = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 DEFAULT_MAX_MESSAGE_BYTES: Final[int] = 65536
 # The deepest client message is three levels ({"data": {"candidate": {...}}}); a frame of a
 # few thousand nested brackets would exhaust the JSON parser's recursion (RecursionError).
@@ -39,6 +46,26 @@ _JSON_STRING: Final[re.Pattern[str]] = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTA
 _JSON_BRACKET: Final[re.Pattern[str]] = re.compile(r"[\[\]{}]")
 
 PeerId: TypeAlias = Annotated[str, Field(pattern=PEER_ID_PATTERN)]
+
+
+def clean_display_name(value: object) -> str | None:
+    """A display name as shown to the room: NFC, no control or bidi marks, spaces collapsed,
+    at most `MAX_NAME_LENGTH` characters; empty becomes None.
+
+    Raises:
+        ValueError: not a string, or longer than `MAX_NAME_INPUT` characters.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_NAME_INPUT:
+        raise ValueError("name must be a string of at most 200 characters")
+    text = " ".join(_NAME_DROP.sub("", unicodedata.normalize("NFC", value)).split())
+    return text[:MAX_NAME_LENGTH].strip() or None
+
+
+#: A display name chosen by its person: relayed to the room's members only (in the room's
+#: bus payloads, like chat), never logged, never in metrics, subjects or presence.
+DisplayName: TypeAlias = Annotated[str | None, BeforeValidator(clean_display_name)]
 
 
 class CloseCode(IntEnum):
@@ -159,6 +186,7 @@ class MediaStateUpdate(_Wire):
     audio: StrictBool
     video: StrictBool
     screen: StrictBool
+    name: DisplayName = None  # addition: my display name, relayed with my media state
 
     def media(self) -> MediaState:
         return MediaState(audio=self.audio, video=self.video, screen=self.screen)
@@ -226,6 +254,13 @@ class PeerLeft(_Wire):
     reason: Literal["left", "timeout"]
 
 
+class RoomStateOut(_Wire):
+    """The room was locked or unlocked (by its owner, through rooms)."""
+
+    type: Literal["room-state"] = "room-state"
+    locked: bool
+
+
 class SignalOut(_Wire):
     type: Literal["signal"] = "signal"
     from_: str = Field(alias="from")
@@ -238,6 +273,7 @@ class MediaStateOut(_Wire):
     audio: bool
     video: bool
     screen: bool
+    name: str | None = None  # omitted when the sender gave none
 
 
 class ChatOut(_Wire):
@@ -260,7 +296,7 @@ class Error(_Wire):
 
 ServerMessage: TypeAlias = Annotated[
     Welcome | PeerJoined | PeerPending | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong
-    | Error,
+    | RoomStateOut | Error,
     Field(discriminator="type"),
 ]
 _SERVER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
@@ -343,8 +379,10 @@ def parse_client(frame: str | bytes, *,
 
 
 def encode(message: BaseModel) -> str:
-    """The JSON text of a server message (aliases applied, `ref: null` omitted)."""
-    return message.model_dump_json(by_alias=True, exclude_none=isinstance(message, Error))
+    """The JSON text of a server message (aliases applied, `ref: null` and `name: null`
+    omitted)."""
+    return message.model_dump_json(by_alias=True,
+                                   exclude_none=isinstance(message, (Error, MediaStateOut)))
 
 
 def parse_server(frame: str | bytes) -> ServerMessage:

@@ -228,8 +228,9 @@ class Session:
             return [Publish(p.encode(out), "signal", to=msg.to)]
         if isinstance(msg, p.MediaStateUpdate):
             media = msg.media()
+            # The name rides along to the room only: presence keeps the media, not the name.
             out_m = p.MediaStateOut.model_construct(from_=me, audio=media.audio, video=media.video,
-                                    screen=media.screen)
+                                    screen=media.screen, name=msg.name)
             return [Publish(p.encode(out_m), "media-state", media=media)]
         if isinstance(msg, p.Chat):
             out_c = p.ChatOut.model_construct(from_=me, text=msg.text, at=round(now, 3))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +111,38 @@ def stack_relay_forced() -> Iterator[Stack]:
     s = start_stack(force_relay=True)
     yield s
     s.stop()
+
+
+_SHOTS_USED: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    """The screenshot folder (tests/e2e/shots.py); the run's summary says where it is."""
+    from tests.e2e.shots import folder
+
+    path = folder()
+    _SHOTS_USED.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print where this run's screenshots are (to look at, not for pixel diffs)."""
+    for path in _SHOTS_USED[:1]:
+        terminalreporter.write_line(f"[parley e2e] screenshots: {path}")
+
+
+@pytest.fixture(scope="session")
+def axe_file() -> Path:
+    """axe-core's axe.min.js (tests/e2e/axe.py), fetched from the npm registry if missing.
+
+    Skips without npm or registry, except in CI (`CI=true`), where that is a failure.
+    """
+    from tests.e2e.axe import AxeUnavailable, ensure_axe
+
+    try:
+        return ensure_axe()
+    except AxeUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"axe-core unavailable: {exc}")
+        pytest.skip(f"axe-core unavailable: {exc}")

@@ -104,7 +104,7 @@ def test_call_chat_reaches_the_other_page(stack: Any, new_page: NewPage) -> None
     ui.button(a, "Chat").click()
     a.get_by_label("Message").fill("hello from a")
     a.get_by_label("Message").press("Enter")
-    ui.button(b, "Chat").click()
+    ui.button(b, "Chat, 1 unread").click()  # the unread count is in its name (issue 11)
     expect(b.locator("#chat-log")).to_contain_text("hello from a")
     expect(a.locator("#chat-log .msg")).to_have_count(1)  # my own line, shown once
 
@@ -170,7 +170,8 @@ def test_call_locked_room_refuses_a_wrong_password(stack: Any, new_page: NewPage
     ui.button(owner, "Lock room").click()
     owner.get_by_label("Password", exact=True).fill("s3cret words")
     owner.get_by_role("button", name="Lock", exact=True).click()
-    expect(ui.button(owner, "Unlock room")).to_be_visible()
+    # The owner's button shows the state it is in (issue 11): pressed, "Locked".
+    expect(ui.button(owner, "Locked")).to_have_attribute("aria-pressed", "true")
 
     ui.open_room(guest, room_url)
     ui.click_join(guest)
@@ -257,7 +258,7 @@ def test_call_dropped_signaling_socket_resumes_the_same_peer(stack: Any, new_pag
     ui.button(b, "Chat").click()
     b.get_by_label("Message").fill("back again")
     b.get_by_label("Message").press("Enter")
-    ui.button(a, "Chat").click()
+    ui.button(a, "Chat, 1 unread").click()
     expect(a.locator("#chat-log")).to_contain_text("back again")
     assert ui.connection_states(a) == {b_id: "connected"}
     assert a_id in ui.connection_states(b)

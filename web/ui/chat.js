@@ -1,13 +1,16 @@
 // The chat panel: messages exist only in the open pages (nothing is stored anywhere).
 
 import { $, el } from "./dom.js";
-import { peerLabel } from "../names.js";
 
 const MAX_SHOWN = 500;
 
 export class ChatPanel {
-  /** @param {(text: string) => boolean} send */
-  constructor({ send, toggleButton }) {
+  /**
+   * @param {(text: string) => boolean} send
+   * @param {(id: string) => string} nameOf  the current label of a peer id (mine: "self")
+   */
+  constructor({ send, toggleButton, nameOf }) {
+    this.nameOf = nameOf;
     this.panel = $("chat");
     this.log = $("chat-log");
     this.form = $("chat-form");
@@ -48,13 +51,16 @@ export class ChatPanel {
   }
 
   /** Show a message ({from, text, at, mine}). */
-  add({ from, text, at, mine }) {
+  add({ from, text, at, mine, queued = false }) {
     const when = new Date((Number(at) || Date.now() / 1000) * 1000);
     const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const item = el("li", { className: mine ? "msg mine" : "msg" },
-      el("span", { className: "who", text: mine ? "You" : peerLabel(from) }),
+      el("span", { className: "who", dataset: { from: mine ? "self" : from },
+        text: this._who(mine ? "self" : from) }),
       el("time", { className: "when", dateTime: when.toISOString(), text: time }),
-      el("p", { className: "text", text }));
+      el("p", { className: "text", text }),
+      queued ? el("span", { className: "state", text: "not sent" }) : null);
+    if (queued) item.classList.add("unsent");
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
     this.log.append(item);
     while (this.log.children.length > MAX_SHOWN) this.log.firstElementChild.remove();
@@ -62,11 +68,33 @@ export class ChatPanel {
     if (!this.open && !mine) {
       this.unread += 1;
       this._badge();
+      // The log is hidden while the panel is closed: announce the line elsewhere.
+      $("chat-announce").textContent = `New message from ${this._who(from)}: ${text}`;
     }
+  }
+
+  /** Names changed (chosen, numbered): show everyone's current one. */
+  relabel() {
+    for (const who of this.log.querySelectorAll(".who[data-from]")) who.textContent = this._who(who.dataset.from);
+  }
+
+  /** The socket is back and the queue went out: nothing is "not sent" any more. */
+  markSent() {
+    for (const item of this.log.querySelectorAll(".msg.unsent")) {
+      item.classList.remove("unsent");
+      item.querySelector(".state")?.remove();
+    }
+  }
+
+  _who(id) {
+    return id === "self" ? `${this.nameOf("self")} (you)` : this.nameOf(id);
   }
 
   _badge() {
     this.badge.hidden = this.unread === 0;
     this.badge.textContent = this.unread > 9 ? "9+" : String(this.unread);
+    // The unread count is part of the button's name ("Chat, 2 unread").
+    if (this.unread) this.button.setAttribute("aria-label", `Chat, ${this.unread} unread`);
+    else this.button.removeAttribute("aria-label");
   }
 }

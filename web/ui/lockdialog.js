@@ -14,6 +14,7 @@ export function askToLock(lock) {
   const cancel = $("lock-cancel");
   const confirm = $("lock-confirm");
   input.value = "";
+  input.removeAttribute("aria-invalid");
   error.textContent = "";
   return new Promise((resolve) => {
     const done = (result) => {
@@ -31,7 +32,8 @@ export function askToLock(lock) {
       event.preventDefault();
       const password = input.value;
       if (!password) {
-        error.textContent = "Type a password.";
+        error.textContent = "Type a password: people who join from now on will need it.";
+        input.setAttribute("aria-invalid", "true");
         input.focus();
         return;
       }

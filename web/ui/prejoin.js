@@ -1,14 +1,16 @@
 // Pre-join at /{room}: camera preview, mic/camera switches, device problems, the relay and
 // usage-statistics settings, the password when the room is locked, and the "Join" button.
 
-import { ApiError } from "../api.js";
+import { ApiError, createRoom } from "../api.js";
 import { beaconsAllowed } from "../beacon.js";
 import { Call } from "../call.js";
 import { LocalMedia } from "../localmedia.js";
 import { problemText } from "../media.js";
+import { DevicePicker } from "../devices.js";
+import { cleanName, randomName } from "../names.js";
 import { settings } from "../settings.js";
 import { SignalingError } from "../signaling.js";
-import { $, el, setButton, showView } from "./dom.js";
+import { $, el, setButton, showView, toast } from "./dom.js";
 
 const DEVICE_NAMES = { audio: "microphone", video: "camera", screen: "screen" };
 
@@ -21,13 +23,15 @@ export function renderMediaButtons(media, micButton, camButton) {
 }
 
 /** A sentence for a failed join. */
-function joinErrorText(err, { sentPassword }) {
+function joinErrorText(err, { sentPassword, capacity }) {
   if (err instanceof ApiError) {
     switch (err.status) {
       case 403:
         return sentPassword ? "That password is not right." : "This room is locked. Type its password to join.";
       case 409:
-        return "This room is full.";
+        return capacity
+          ? `This room is full (${capacity} people). Start a new room, or try again when someone leaves.`
+          : "This room is full. Start a new room, or try again when someone leaves.";
       case 422:
         return `This room name is not valid: ${err.detail}`;
       case 429:
@@ -75,6 +79,15 @@ export function showPrejoin({ room, config }) {
   const pwField = $("password-field");
   const pwInput = $("password-input");
   const relay = $("relay-check");
+  const nameInput = $("name-input");
+
+  // "Your name": remembered in this browser; the first visit draws a random one.
+  if (!settings.displayName) settings.displayName = randomName();
+  nameInput.value = settings.displayName;
+  nameInput.addEventListener("change", () => {
+    const name = cleanName(nameInput.value);
+    if (name) settings.displayName = name;
+  });
 
   $("prejoin-room").textContent = room;
   relay.checked = settings.alwaysRelay || Boolean(config.force_relay);
@@ -99,10 +112,19 @@ export function showPrejoin({ room, config }) {
       problems.append(el("li", { className: "hint", text: "You can still join: you will see and hear the others." }));
     }
   };
-  media.on("change", render);
+  const offChange = media.on("change", render);
+  // A switch that cannot work says why (the same sentence as the problem line, and as the
+  // call's buttons), instead of doing nothing visible.
+  const offProblem = media.on("problem", ({ kind, reason }) =>
+    toast(problemText(DEVICE_NAMES[kind] || kind, reason), { kind: "error", ms: 6000 }));
   render();
-  const ready = media.start({ micOn: settings.micOn, cameraOn: settings.cameraOn }).catch((err) => {
+  const ready = media.start({
+    micOn: settings.micOn, cameraOn: settings.cameraOn, audioId: settings.micId, videoId: settings.cameraId,
+  }).catch((err) => {
     console.warn("parley: media", err);
+  });
+  const picker = new DevicePicker({
+    media, mic: $("pre-mic-select"), camera: $("pre-cam-select"), meter: $("pre-mic-level"),
   });
 
   micBtn.addEventListener("click", async () => {
@@ -112,6 +134,19 @@ export function showPrejoin({ room, config }) {
   camBtn.addEventListener("click", async () => {
     await media.setCamera(!(media.cameraOn && media.cameraTrack));
     settings.cameraOn = media.cameraOn;
+  });
+
+  // A full room: the way on is a room of one's own.
+  const newRoom = $("new-room");
+  newRoom.addEventListener("click", async () => {
+    newRoom.disabled = true;
+    try {
+      const created = await createRoom();
+      location.assign(`/${encodeURIComponent(created.name)}`);
+    } catch (err) {
+      error.textContent = `Could not start a new room: ${err.message}`;
+      newRoom.disabled = false;
+    }
   });
 
   return new Promise((resolve) => {
@@ -124,13 +159,20 @@ export function showPrejoin({ room, config }) {
       error.textContent = "";
       const password = pwField.hidden ? null : pwInput.value || null;
       await ready;
-      const call = new Call({ room, config, media });
+      const name = cleanName(nameInput.value) || settings.displayName;
+      settings.displayName = name;
+      nameInput.value = name;
+      const call = new Call({ room, config, media, name });
       try {
         await call.join(password);
+        offChange();
+        offProblem();
+        picker.destroy();
         resolve(call);
       } catch (err) {
         call.detach();
-        error.textContent = joinErrorText(err, { sentPassword: password !== null });
+        error.textContent = joinErrorText(err, { sentPassword: password !== null, capacity: config.capacity });
+        newRoom.hidden = !(err instanceof ApiError && err.status === 409);
         if (err instanceof ApiError && err.status === 403) {
           pwField.hidden = false;
           pwInput.setAttribute("aria-invalid", String(password !== null));

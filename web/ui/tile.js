@@ -2,7 +2,7 @@
 // screen-share badges, and the connection-state indicator.
 
 import { el, icon } from "./dom.js";
-import { peerHue, peerInitials, peerLabel } from "../names.js";
+import { initialsOf, peerHue, peerLabel } from "../names.js";
 
 const STATE_TEXT = {
   new: "Connecting…",
@@ -18,8 +18,9 @@ export class Tile {
    * @param {object} o
    * @param {string} o.id     peer id, or "self"
    * @param {boolean} o.self  my own tile (muted, mirrored, no data-peer-id)
+   * @param {(id: string) => void} [o.onPin]  the tile's "Pin" button was pressed
    */
-  constructor({ id, self = false }) {
+  constructor({ id, self = false, onPin = () => {} }) {
     this.id = id;
     this.self = self;
     this.name = self ? "You" : peerLabel(id);
@@ -28,8 +29,8 @@ export class Tile {
 
     this.video = el("video", { autoplay: true, playsInline: true, muted: self });
     if (!self) this.video.dataset.peerId = id;
-    this.avatar = el("div", { className: "avatar", hidden: true },
-      el("span", { className: "initials", text: self ? "You" : peerInitials(id) }));
+    this.initials = el("span", { className: "initials", "aria-hidden": "true" });
+    this.avatar = el("div", { className: "avatar", hidden: true }, this.initials);
     this.avatar.style.setProperty("--hue", String(self ? 215 : peerHue(id)));
     this.dot = el("span", { className: "dot", "aria-hidden": "true" });
     this.stateText = el("span", { className: "state-text" });
@@ -39,14 +40,55 @@ export class Tile {
       icon("screen"), el("span", { text: "Sharing screen" }));
     this.status = el("div", { className: "tile-status", hidden: self });
     this.status.append(this.dot, this.stateText);
+    this.pinButton = el("button", { type: "button", className: "pin", "aria-pressed": "false" }, icon("pin"));
+    this.pinButton.addEventListener("click", () => onPin(this.id));
+    this.fullButton = el("button", { type: "button", className: "full" }, icon("expand"));
+    this.fullButton.addEventListener("click", () => this.toggleFullscreen());
+    this.fullButton.hidden = !document.fullscreenEnabled;
     this.root = el("div", { className: "tile", role: "listitem" },
       this.video, this.avatar,
+      el("div", { className: "tile-actions" }, this.pinButton, this.fullButton),
       el("div", { className: "tile-bar" },
-        el("span", { className: "name", text: this.name }), this.muteBadge, this.screenBadge),
+        this.nameTag = el("span", { className: "name" }), this.muteBadge, this.screenBadge),
       this.status);
     this.root.classList.toggle("self", self);
-    this.root.setAttribute("aria-label", this.name);
+    this.setName(this.name);
     if (!self) this.setState("connecting");
+  }
+
+  /** The label shown on the tile, its avatar's initials, and the video's accessible name. */
+  setName(label) {
+    this.name = label;
+    const shown = this.self ? `${label} (you)` : label;
+    this.nameTag.textContent = shown;
+    this.initials.textContent = initialsOf(label);
+    this.root.setAttribute("aria-label", shown);
+    this.video.setAttribute("aria-label", this.self ? `${label} (you), your camera` : `${label}'s video`);
+    this._labelActions();
+  }
+
+  /** Pinned tiles take the stage (callview decides); the button shows the state. */
+  setPinned(pinned) {
+    this.pinned = pinned;
+    this.pinButton.setAttribute("aria-pressed", String(pinned));
+    this._labelActions();
+  }
+
+  /** Show this tile full screen, or leave full screen. */
+  toggleFullscreen() {
+    if (document.fullscreenElement === this.root) {
+      document.exitFullscreen().catch(() => {});
+    } else {
+      this.root.requestFullscreen().catch((err) => console.warn("parley: full screen", err));
+    }
+  }
+
+  _labelActions() {
+    const who = this.self ? "yourself" : this.name;
+    this.pinButton.setAttribute("aria-label", `Pin ${who}`);
+    this.pinButton.title = this.pinned ? `Unpin ${who}` : `Pin ${who}`;
+    this.fullButton.setAttribute("aria-label", `Show ${who} full screen`);
+    this.fullButton.title = `Show ${who} full screen`;
   }
 
   /** Show `stream` (remote audio + video, or my own preview). */
@@ -76,9 +118,27 @@ export class Tile {
 
   /** Connection state from PeerLink. */
   setState(state) {
-    this.root.dataset.state = state;
-    this.stateText.textContent = STATE_TEXT[state] || state;
-    this.status.classList.toggle("ok", state === "connected");
+    this.state = state;
+    this._renderStatus();
+  }
+
+  /** The active-speaker ring (speaker.js). */
+  setSpeaking(speaking) {
+    this.root.classList.toggle("speaking", speaking);
+  }
+
+  /** "poor" or "good" (quality.js): a poor connection says so on the tile. */
+  setQuality(quality) {
+    this.quality = quality;
+    this._renderStatus();
+  }
+
+  _renderStatus() {
+    const poor = this.state === "connected" && this.quality === "poor";
+    this.root.dataset.state = this.state;
+    this.root.classList.toggle("poor", poor);
+    this.stateText.textContent = poor ? "Poor connection" : STATE_TEXT[this.state] || this.state;
+    this.status.classList.toggle("ok", this.state === "connected" && !poor);
   }
 
   remove() {

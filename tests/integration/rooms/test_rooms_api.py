@@ -172,6 +172,20 @@ async def test_web_client_routes(client: httpx.AsyncClient) -> None:
     assert (await client.get("/favicon.ico")).status_code == 404
 
 
+async def test_web_errors_are_pages_for_browsers_json_for_the_api(
+        client: httpx.AsyncClient) -> None:
+    page = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/hello%20world!", "/api", f"/{'a' * 70}"):
+        r = await client.get(path, headers=page)
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("text/html")
+        assert "Go to the start page" in r.text and '"detail"' not in r.text
+    r = await client.get("/hello%20world!")
+    assert r.status_code == 404 and r.json() == {"detail": "not found"}
+    r = await client.post(f"/api/rooms/{'a' * 70}/join", json={}, headers=page)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/json"
+
+
 def heartbeat(rid: str, allocations: int, *, draining: bool = False) -> bytes:
     return (
         RelayHeartbeat(

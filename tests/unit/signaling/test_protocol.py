@@ -165,3 +165,9 @@ def test_encode_welcome_round_trip() -> None:
 
 def test_pong_frame_is_a_pong() -> None:
     assert isinstance(p.parse_server(p.PONG_FRAME), p.Pong)
+
+
+def test_room_state_out_encodes_only_the_lock() -> None:
+    assert json.loads(p.encode(p.RoomStateOut(locked=True))) == {"type": "room-state",
+                                                                 "locked": True}
+    assert p.parse_server('{"type":"room-state","locked":false}') == p.RoomStateOut(locked=False)

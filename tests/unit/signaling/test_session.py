@@ -270,3 +270,22 @@ def test_session_membership_ended_before_join_does_nothing() -> None:
     s = new_session()
     assert s.membership_ended() == []
     assert s.state is State.AWAITING_JOIN
+
+
+def test_session_media_state_relays_a_cleaned_name_not_to_presence() -> None:
+    s = joined_session()
+    frame = json.dumps({"type": "media-state", "audio": True, "video": True, "screen": False,
+                        "name": "  Ada\u202e\u0000  Lovelace " + "x" * 60})
+    [eff] = s.receive(frame, now=T0)
+    assert isinstance(eff, Publish)
+    assert eff.media == p.MediaState()
+    assert json.loads(eff.frame)["name"] == ("Ada Lovelace " + "x" * 60)[:40]
+
+
+def test_session_media_state_name_too_long_is_a_bad_message() -> None:
+    s = joined_session()
+    frame = json.dumps({"type": "media-state", "audio": True, "video": True, "screen": False,
+                        "name": "x" * 201})
+    effects = s.receive(frame, now=T0)
+    assert not any(isinstance(e, Publish) for e in effects)
+    assert any('"bad-message"' in getattr(e, "frame", "") for e in effects)
