@@ -64,6 +64,8 @@ RelayHost = Annotated[str | None, typer.Option(
     "--relay-public-ip", "--relay-public-host",
     help="Address (or name) browsers reach the relay at; default: the address each "
     "request came in on.")]
+ExitOnCrash = Annotated[bool, typer.Option(
+    "--exit-on-crash", help="Stop the whole stack (exit 1) when a child dies, instead of restarting it.")]
 RelayListen = Annotated[str | None, typer.Option(
     "--relay-host", help="Address the relay listens on (default: --host; 0.0.0.0 when "
     "nginx or Caddy holds the public port and --host is 127.0.0.1).")]
@@ -112,9 +114,10 @@ def dev(
         min=1, max=65535, help="Relay UDP/TCP port (default: a free one).")] = None,
     relay_tls_port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Relay TLS port, with --tls-cert (default: a free one).")] = None,
+    exit_on_crash: ExitOnCrash = False,
 ) -> None:
-    """Start NATS, Redis and every service as separate processes behind one port;
-    Ctrl-C stops them all."""
+    """Start NATS, Redis and every service as separate processes behind one port, restart
+    any that dies; Ctrl-C stops them all."""
     if (tls_cert is None) != (tls_key is None):
         _fail("--tls-cert and --tls-key go together")
     _stack_or_fail(
@@ -122,6 +125,7 @@ def dev(
         force_relay=force_relay, data_dir=data_dir, public_url=_public_url(public_url),
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
         relay_host=relay_host, relay_port=relay_port, relay_tls_port=relay_tls_port,
+        exit_on_crash=exit_on_crash,
     )
 
 
@@ -140,6 +144,7 @@ def serve(
     tls_key: TlsKey = None,
     relay_public_ip: RelayHost = None,
     relay_host: RelayListen = None,
+    exit_on_crash: ExitOnCrash = False,
 ) -> None:
     """The single-server deployment: `parley dev` with settings from parley.toml, fixed
     relay ports (3478, TLS 5349), and metrics and the diagnostic log kept on disk."""
@@ -163,7 +168,7 @@ def serve(
         tls_key=cfg.tls_key, relay_public_host=cfg.relay_public_host,
         relay_host=cfg.relay_host,
         relay_port=cfg.relay_port, relay_tls_port=cfg.relay_tls_port, keep_jetstream=True,
-        extra_env=cfg.env, name="parley serve",
+        extra_env=cfg.env, name="parley serve", exit_on_crash=exit_on_crash,
     )
 
 

@@ -5,29 +5,49 @@ Starts NATS (JetStream) and Redis on free loopback ports (embedded, see
 the gateway (`services.gateway`) on the one public port with the Ingress's path routing,
 waits for each one's `/readyz`, and prints the URL. Keys and the running stack's
 addresses live in the state dir (`services.statedir`), where the admin commands find them.
-Ctrl-C (or SIGTERM) stops every child and nothing is left running; a child that dies is
-reported by name and stops the stack with a non-zero exit.
+Ctrl-C (or SIGTERM) stops every child and nothing is left running.
+
+The stack heals itself: a child that dies (any service, NATS or Redis) is started again
+after a backoff (`services.restartpolicy`: 0.5 s doubling to 30 s, from 0.5 s again once it
+stayed up a minute), with one line naming it. NATS comes back on the same port with the same
+config, users and JetStream files; Redis on the same port with the same ACL file, empty
+(it persists nothing; signalling re-registers presence). `exit_on_crash` (`--exit-on-crash`)
+instead stops the whole stack, naming the child, and exits 1.
+
+Nothing is left behind when the stack itself is killed (even SIGKILL): every child, NATS
+and Redis included, gets SIGTERM from the kernel when its parent dies (PR_SET_PDEATHSIG),
+and NATS's and Redis's folders are in the state dir, `run/<pid>/`, not in /tmp: removed at
+stop, and removed by the next start when the stack could not do it itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from services.common.authinfra import CREDENTIALS_FILE, dev_child_env, start_dev
-from services.common.infra import InfraError, NatsServer, RedisServer, free_port
+from services.common.infra import (
+    EmbeddedServer,
+    InfraError,
+    NatsServer,
+    RedisServer,
+    die_with_parent,
+    free_port,
+)
+from services.restartpolicy import RestartPolicy, restart_line
 from services.statedir import StateDir, StateDirError
 
 READY_TIMEOUT: Final[float] = 30.0
@@ -35,19 +55,13 @@ READY_TIMEOUT: Final[float] = 30.0
 #: allocation can ever address the listener as a relayed port (a TURN loop).
 RELAY_PORTS: Final[tuple[int, int]] = (49152, 65535)
 STOP_TIMEOUT: Final[float] = 10.0
-PR_SET_PDEATHSIG: Final[int] = 1
+RUNS_DIR: Final[str] = "run"  # in the state dir: run/<pid>/{nats,redis}
 INTERNAL: Final[str] = "127.0.0.1"  # every service but the gateway and the relay listens here
 TRUSTED_LOOPBACK: Final[tuple[str, ...]] = ("127.0.0.1/32", "::1/128")  # the gateway
 
 
 class DevStackError(RuntimeError):
     """The stack could not start; the message says which part and why."""
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if `parley dev` itself dies (Linux), so nothing lingers."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port_outside(host: str, low: int, high: int, *, udp_too: bool = True,
@@ -93,7 +107,7 @@ class Child:
             env=self.env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,  # SIGTERM when `parley dev` dies, however
         )
 
     def exited(self) -> int | None:
@@ -111,6 +125,21 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+@dataclass
+class Watched:
+    """A supervised process: a service, NATS or Redis; `due` is when to restart it."""
+
+    name: str
+    poll: Callable[[], int | None]  # its exit code, None while it runs
+    start: Callable[[], None]  # start it again (raises InfraError when it does not answer)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    due: float | None = None  # None: running
+
+
+def _server_poll(server: EmbeddedServer) -> Callable[[], int | None]:
+    return lambda: None if server.proc is None else server.proc.poll()
 
 
 @dataclass
@@ -139,6 +168,7 @@ class DevStack:
     keep_jetstream: bool = False  # JetStream files in the state dir, kept across restarts
     extra_env: dict[str, str] = field(default_factory=dict)
     name: str = "parley dev"
+    exit_on_crash: bool = False  # a dying child stops the stack (exit 1) instead of restarting
     children: list[Child] = field(default_factory=list)
     metrics_key: str | None = None
     _made_metrics_key: bool = False
@@ -323,7 +353,8 @@ class DevStack:
         return urls
 
     def run(self) -> int:
-        """Start everything, supervise until Ctrl-C or a crash; return the exit code."""
+        """Start everything, supervise until Ctrl-C (or a crash, with `exit_on_crash`);
+        return the exit code."""
         if not self._port_free():
             raise DevStackError(
                 f"port {self.port} is in use on {self.host}; pick another with --port"
@@ -334,6 +365,7 @@ class DevStack:
                 os.environ.get("PARLEY_METRICS_API_KEYS")
                 or state.read(state.keys_file).get("PARLEY_METRICS_API_KEYS"))
             keys = state.keys({**os.environ, **self.extra_env})
+            run_dir = _fresh_run_dir(state.path / RUNS_DIR)
         except (StateDirError, OSError) as exc:
             raise DevStackError(f"state dir: {exc}") from exc
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -344,7 +376,7 @@ class DevStack:
             try:
                 # a NATS and a Redis user per service (docs/least-privilege.md)
                 servers = start_dev(store_dir=state.path / "nats" if self.keep_jetstream
-                                    else None)
+                                    else None, workdir=run_dir)
                 nats, redis = servers.nats, servers.redis
             except InfraError as exc:
                 raise DevStackError(str(exc)) from exc
@@ -362,23 +394,52 @@ class DevStack:
                 state.write_run({"PARLEY_NATS_URL": servers.nats_url("logpurge"),
                                  **self.internal_urls()})
                 self._announce(nats, redis, state)
-            while not self._stop:
-                for child in self.children:
-                    rc = child.exited()
-                    if rc is not None:
-                        print(
-                            f"{self.name}: {child.name} exited with code {rc}; stopping",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                        code = 1
-                        self._stop = True
-                        break
-                time.sleep(0.2)
+            code = self._supervise([
+                Watched("nats", _server_poll(nats), nats.respawn),
+                Watched("redis", _server_poll(redis), redis.respawn),
+                *(Watched(c.name, c.exited, c.start) for c in self.children)])
         finally:
             state.clear_run()
             self._shutdown(nats, redis)
+            shutil.rmtree(run_dir, ignore_errors=True)
         return code
+
+    def _supervise(self, watched: list[Watched]) -> int:
+        """Until Ctrl-C: restart what dies (or, with `exit_on_crash`, stop: return 1)."""
+        now = time.monotonic()
+        for w in watched:
+            w.policy.started(now)
+        while not self._stop:
+            for w in watched:
+                now = time.monotonic()
+                if w.due is None:
+                    rc = w.poll()
+                    if rc is None:
+                        continue
+                    if self.exit_on_crash:
+                        self._say(f"{self.name}: {w.name} exited with code {rc}; stopping")
+                        return 1
+                    delay = w.policy.crashed(now)
+                    self._say(restart_line(self.name, w.name, rc, delay, w.policy.restarts))
+                    w.due = now + delay
+                elif now >= w.due and not self._stop:
+                    try:
+                        w.start()
+                    except (InfraError, OSError) as exc:
+                        delay = w.policy.crashed(time.monotonic())
+                        self._say(f"{self.name}: {w.name}: {exc}")
+                        self._say(restart_line(self.name, w.name, None, delay,
+                                               w.policy.restarts))
+                        w.due = time.monotonic() + delay
+                        continue
+                    w.policy.started(time.monotonic())
+                    w.due = None
+            time.sleep(0.2)
+        return 0
+
+    @staticmethod
+    def _say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     def _announce(self, nats: NatsServer, redis: RedisServer, state: StateDir) -> None:
         names = ", ".join(c.name for c in self.children)
@@ -420,6 +481,28 @@ class DevStack:
         for srv in (redis, nats):
             if srv is not None:
                 srv.stop()
+
+
+def _fresh_run_dir(runs: Path) -> Path:
+    """`runs/<this pid>`, new and owner-only, after removing the folders of stacks that no
+    longer run (killed before they could clean up; a folder named for this pid is one too)."""
+    runs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for old in runs.iterdir():
+        if old.name.isdigit() and (int(old.name) == os.getpid() or not _pid_alive(int(old.name))):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = runs / str(os.getpid())
+    mine.mkdir(mode=0o700)
+    return mine
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bracket(host: str) -> str:
