@@ -65,7 +65,8 @@ RelayHost = Annotated[str | None, typer.Option(
     help="Address (or name) browsers reach the relay at; default: the address each "
     "request came in on.")]
 ExitOnCrash = Annotated[bool, typer.Option(
-    "--exit-on-crash", help="Stop the whole stack (exit 1) when a child dies, instead of restarting it.")]
+    "--exit-on-crash",
+    help="Stop the whole stack (exit 1) when a child dies, instead of restarting it.")]
 RelayListen = Annotated[str | None, typer.Option(
     "--relay-host", help="Address the relay listens on (default: --host; 0.0.0.0 when "
     "nginx or Caddy holds the public port and --host is 127.0.0.1).")]

@@ -214,7 +214,7 @@ class DevStack:
 
         rooms_env = dict(base, PARLEY_TRUSTED_PROXIES=json.dumps(self._trusted_proxies()))
         rooms_env.pop("PARLEY_SIGNALING_URL", None)  # the gateway's /ws
-        if _has("services.signaling.app"):
+        if _has("services.signaling.app") and self.signaling_replicas > 0:
             sig_env = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
             routes["/ws"] = [
                 f"{INTERNAL}:{service(f'signaling-{i + 1}', ['signaling'], sig_env, '/readyz')}"

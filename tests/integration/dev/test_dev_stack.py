@@ -1,4 +1,6 @@
-"""`parley dev` starts the whole stack as processes and Ctrl-C leaves nothing running."""
+"""`parley dev` starts the whole stack as processes and Ctrl-C leaves nothing running;
+with `--exit-on-crash` a dying child stops it (tests/integration/dev/test_self_healing.py:
+without, the child is restarted)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ def _children(pid: int) -> set[int]:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
+    found: set[int] = set()
+    frontier = {pid}
     while frontier:
         nxt = {c for c, p in parents.items() if p in frontier} - found
         found |= nxt
@@ -45,9 +48,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(port: int) -> subprocess.Popen[str]:
+def _start(port: int, *extra: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services", "dev", "--port", str(port)],
+        [sys.executable, "-m", "services", "dev", "--port", str(port), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
@@ -80,9 +83,9 @@ def test_parley_dev_starts_and_ctrl_c_stops_everything() -> None:
     assert not [k for k in kids if _alive(k)], "processes left behind"
 
 
-def test_parley_dev_reports_a_crashed_child_by_name() -> None:
+def test_parley_dev_exit_on_crash_reports_a_crashed_child_by_name() -> None:
     port = free_port()
-    proc = _start(port)
+    proc = _start(port, "--exit-on-crash")
     kids = _children(proc.pid)
     rooms = [k for k in kids if "rooms" in Path(f"/proc/{k}/cmdline").read_bytes().decode()]
     assert rooms
