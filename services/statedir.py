@@ -11,6 +11,8 @@ running stack with no flags:
 - `run.env`: the NATS and Redis URLs and the pid of the stack running now; written at
   start, removed at stop.
 - `nats/`: JetStream's files when the stack keeps them on disk (`parley serve`).
+- `run/<pid>/`: the running stack's NATS and Redis folders (`services.devstack`); removed
+  at stop, and by the next start when that stack was killed.
 
 Both files are `KEY=value` lines; values never contain newlines.
 """
