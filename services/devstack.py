@@ -11,7 +11,7 @@ The stack heals itself: a child that dies (any service, NATS or Redis) is starte
 after a backoff (`services.restartpolicy`: 0.5 s doubling to 30 s, from 0.5 s again once it
 stayed up a minute), with one line naming it. NATS comes back on the same port with the same
 config, users and JetStream files; Redis on the same port with the same ACL file, empty
-(it persists nothing; signalling re-registers presence). `exit_on_crash` (`--exit-on-crash`)
+(it persists nothing). `exit_on_crash` (`--exit-on-crash`)
 instead stops the whole stack, naming the child, and exits 1.
 
 Nothing is left behind when the stack itself is killed (even SIGKILL): every child, NATS
