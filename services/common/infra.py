@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,21 +42,43 @@ class InfraError(RuntimeError):
     """An embedded server could not be found or started."""
 
 
+# Ports handed out lie below the kernel's ephemeral range: a port the kernel gave us and we
+# released can be taken by any outgoing connection before our server binds it (seen in CI:
+# a gateway bound to 0.0.0.0 met a client's ephemeral port). Below that range, only another
+# server choosing the same port can collide, and the bind check below sees it.
+PORT_FLOOR: Final[int] = 20000
+
+
+def _ephemeral_floor() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, PORT_FLOOR + 1000)
+
+
+def _bindable(host: str, port: int, kind: socket.SocketKind) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
-    """A TCP port free on `host` right now (and free for UDP too, when asked)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if not udp_too:
+    """A TCP port free on `host` and on every address right now (and free for UDP too, when
+    asked), chosen at random below the kernel's ephemeral port range."""
+    rng = random.SystemRandom()
+    high = _ephemeral_floor()
+    for _ in range(200):
+        port = rng.randrange(PORT_FLOOR, high)
+        kinds = [socket.SOCK_STREAM, *([socket.SOCK_DGRAM] if udp_too else [])]
+        hosts = {host, "::" if ":" in host else "0.0.0.0"}
+        if all(_bindable(h, port, k) for k in kinds for h in hosts):
             return port
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            try:
-                u.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise InfraError("no free port for both TCP and UDP")
+    raise InfraError("no free port" + (" for both TCP and UDP" if udp_too else ""))
 
 
 def find_binary(name: str) -> str:
