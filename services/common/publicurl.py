@@ -66,9 +66,9 @@ def relay_host(announced: str, local_address: str | None, *, client: str | None 
 
     1. the address the browser's request came in on (`local_address`, the interface of
        this machine it used), unless that is loopback;
-    2. else, for a browser that is not on this machine (`client` not loopback), the host
-       name it reached this server by (`fallback`: the public URL's, else the request's):
-       a proxy that does not tell the interface (Caddy) leaves only that;
+    2. else, for a browser that is not on this machine (`client` not loopback), the public
+       URL's host name (`fallback`): behind a proxy that does not tell the interface
+       (Caddy 2.6) only that is left, and the request's own `Host` is never used;
     3. else the announced address (a browser on this machine).
 
     Any other announced address (`--relay-public-ip`, a cluster's relays) is used as it is.

@@ -228,9 +228,9 @@ async def join_room(name: str, request: Request, body: JoinRequest | None = None
         cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
         ice_servers = ice_servers_for(
             relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls,
+            # never from the Host header (issue 15 item 6): the public URL's host or nothing
             host=relay_host(relay.public_host, _local_address(request), client=ip,
-                            fallback=hostname(s.public_url)
-                            or hostname(request.headers.get("host"))),
+                            fallback=hostname(s.public_url)),
         )
     token = issue_join_token(
         ctx.token_key, room=room, room_key=rk, peer_id=peer_id,

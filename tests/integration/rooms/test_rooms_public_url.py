@@ -112,3 +112,13 @@ async def test_join_loopback_relay_ignores_local_address_from_untrusted_peer(
         client: httpx.AsyncClient, bus: NatsBus) -> None:
     body = await _join_with_loopback_relay(bus, client, {"X-Parley-Local-Addr": "10.9.8.7"})
     assert _turn_hosts(body) == {"127.0.0.1"}
+
+
+async def test_join_loopback_relay_for_remote_browser_never_takes_host_header(
+        proxied_rooms: ServiceProcess, bus: NatsBus) -> None:
+    # a remote browser behind a proxy that does not pass the local address (Caddy 2.6), no
+    # public URL: the relay host may not come from the Host the request carries
+    async with httpx.AsyncClient(base_url=proxied_rooms.url, timeout=10) as c:
+        body = await _join_with_loopback_relay(
+            bus, c, {"X-Forwarded-For": "198.51.100.9", **FORGED})
+    assert _turn_hosts(body) == {"127.0.0.1"}
