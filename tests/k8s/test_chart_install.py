@@ -17,6 +17,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from tests.k8s.access import helm_path
 from tests.k8s.controlplane import ROOT, ControlPlane
 
 pytestmark = pytest.mark.k8s
@@ -28,13 +29,8 @@ RELEASE: Final = "parley"
 BUILT_IN: Final = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
 
 
-def _helm() -> str:
-    return subprocess.run(["sh", str(ROOT / "tools" / "helm.sh")], capture_output=True,
-                          text=True, check=True).stdout.strip()
-
-
 def helm(plane: ControlPlane, *args: str, timeout: float = 300) -> str:
-    proc = subprocess.run([_helm(), "--kubeconfig", str(plane.kubeconfig), *args],
+    proc = subprocess.run([helm_path(), "--kubeconfig", str(plane.kubeconfig), *args],
                           capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stderr}"
     return proc.stdout

@@ -11,80 +11,22 @@ import json
 import os
 import secrets
 import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
-from services.common.infra import free_port
-from services.statedir import StateDir
 from tests.integration.dev.test_dev_stack import _alive, _children
+from tests.stack import Stack, start_stack
 
 DEADLINE = 90.0  # generous: 2 cores shared with other test runs
 
 
-@dataclass
-class DevRun:
-    """A running `parley dev` with its own state dir, and everything it printed."""
-
-    proc: subprocess.Popen[str]
-    port: int
-    data_dir: Path
-    lines: list[str] = field(default_factory=list)
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def run_env(self) -> dict[str, str]:
-        return StateDir(self.data_dir).read(self.data_dir / "run.env")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return int(self.proc.returncode)
-
-
-def _start(data_dir: Path, *extra: str) -> DevRun:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services", "dev", "--port", str(port),
-         "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    run = DevRun(proc, port, data_dir)
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            run.lines.append(line)
-            if "Parley is running at" in line:
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + DEADLINE
-    while not ready.is_set():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            run.stop()
-            raise AssertionError(f"parley dev did not start:\n{run.output()[-4000:]}")
-        time.sleep(0.1)
-    return run
-
-
-def _poll(what: str, check: Callable[[], bool], run: DevRun | None = None) -> None:
+def _poll(what: str, check: Callable[[], bool], run: Stack | None = None) -> None:
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         if check():
@@ -122,7 +64,7 @@ def _get(url: str) -> tuple[int, Any]:
         return status, body.decode(errors="replace")
 
 
-def _all_ready(run: DevRun) -> bool:
+def _all_ready(run: Stack) -> bool:
     """Every service's own /readyz, and the gateway's (rooms behind it), answer 200."""
     urls = [v for k, v in run.run_env().items() if k.endswith("_INTERNAL_URL")]
     assert len(urls) >= 5  # rooms, signalling x2, relay, logpurge, metrics
@@ -148,7 +90,7 @@ async def _signal_in(port: int, room: str, token: str) -> dict[str, Any]:
     return first
 
 
-def _new_join_works(run: DevRun) -> tuple[dict[str, Any], dict[str, Any]]:
+def _new_join_works(run: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new room's join through the gateway and its websocket welcome (polled: the
     services reconnect to a restarted NATS or Redis by themselves, in their own time)."""
     result: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -168,13 +110,13 @@ def _new_join_works(run: DevRun) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def healing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
-    run = _start(tmp_path_factory.mktemp("heal") / "state", "--signaling-replicas", "2")
+def healing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    run = start_stack(data_dir=tmp_path_factory.mktemp("heal") / "state", signaling_replicas=2)
     yield run
     assert run.stop() == 0
 
 
-def _pid_of(run: DevRun, child: str) -> int:
+def _pid_of(run: Stack, child: str) -> int:
     """The pid of one of the stack's children, by what its command line holds."""
     env = run.run_env()
     marks = {"nats": "nats-server", "redis": "redis-server", "relay": "services relay"}
@@ -190,7 +132,7 @@ def _pid_of(run: DevRun, child: str) -> int:
 
 
 @pytest.mark.parametrize("child", ["signaling-1", "relay", "nats", "redis"])
-def test_parley_dev_killed_child_comes_back(healing: DevRun, child: str) -> None:
+def test_parley_dev_killed_child_comes_back(healing: Stack, child: str) -> None:
     run = healing
     _poll("the stack ready before the kill", lambda: _all_ready(run), run)
     before = _pid_of(run, child)
@@ -220,7 +162,7 @@ def test_parley_dev_killed_child_comes_back(healing: DevRun, child: str) -> None
 
 def test_parley_dev_sigkill_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    run = _start(state)
+    run = start_stack(data_dir=state)
     try:
         kids = _children(run.proc.pid)
         env = run.run_env()
@@ -248,7 +190,7 @@ def test_parley_dev_sigkill_leaves_no_process_and_no_folder(tmp_path: Path) -> N
     left = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if ours(pid)]
     assert left == []
     # the next start removes the killed run's folder; its own goes at Ctrl-C
-    again = _start(state, "--no-relay", "--signaling-replicas", "0")
+    again = start_stack(data_dir=state, relay=False, signaling_replicas=0)
     runs = sorted(p.name for p in (state / "run").iterdir())
     assert again.stop() == 0
     assert runs == [str(again.proc.pid)]
