@@ -202,7 +202,11 @@ async def operator(api: Api, nats_server: NatsServer,
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0) -> Any:
-    """Poll `check` until it returns something truthy (assertion errors retried)."""
+    """Poll `check` until it returns something truthy.
+
+    Assertion errors are retried, and so are lookup errors: a status the operator has not
+    written yet has no such key. The last error is raised at the deadline.
+    """
     deadline = asyncio.get_running_loop().time() + within
     last: BaseException | None = None
     while asyncio.get_running_loop().time() < deadline:
@@ -210,7 +214,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.
             value = await check()
             if value:
                 return value
-        except AssertionError as exc:
+        except (AssertionError, LookupError) as exc:
             last = exc
         await asyncio.sleep(0.1)
     raise AssertionError(f"not reached within {within}s: {last}")
