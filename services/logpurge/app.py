@@ -24,14 +24,23 @@ from services.common.logs import setup_logging
 from services.common.promhttp import health_router, metrics_router
 from services.common.roomnames import RoomNameError, normalize
 from services.common.telemetry import setup_tracing
-from services.logpurge.policy import overdue
+from services.logpurge.policy import DAY, oldest_age, overdue
 from services.logpurge.settings import LogpurgeSettings
 from services.logpurge.store import DiagStore
 
 log = logging.getLogger(__name__)
 ERASE_SUBJECT = subjects.logpurge_erase()
 RECORDS = Gauge("parley_diaglog_records", "Records in the diagnostic log.")
-OLDEST_AGE = Gauge("parley_diaglog_oldest_record_age_seconds", "Age of the oldest record.")
+OLDEST_AGE = Gauge("parley_diaglog_oldest_record_age_seconds",
+                   "Age of the oldest record, computed at scrape time.")
+RETENTION = Gauge("parley_logpurge_retention_seconds",
+                  "The retention: no record may be older after a purge (PARLEY_RETENTION_DAYS).")
+INTERVAL = Gauge("parley_logpurge_interval_seconds",
+                 "Seconds between purge cycles (PARLEY_LOGPURGE_INTERVAL).")
+#: The oldest record's time as last read from the store; its age is computed at each scrape,
+#: so that the gauge keeps growing between purge cycles when nothing refreshes it.
+_oldest_at: list[float | None] = [None]
+OLDEST_AGE.set_function(lambda: oldest_age(_oldest_at[0], now=time.time()))
 LAST_PURGE = Gauge("parley_logpurge_last_purge_timestamp_seconds", "When the last purge ran.")
 REMOVED = Counter("parley_logpurge_removed_total", "Records removed, by reason.", ["reason"])
 KEYS_DESTROYED = Counter("parley_logpurge_day_keys_destroyed_total", "Day keys destroyed.")
@@ -56,7 +65,7 @@ class KeyedEraseRequest(BaseModel):
 async def refresh_gauges(store: DiagStore) -> Any:
     st = await store.status()
     RECORDS.set(st.records)
-    OLDEST_AGE.set(0 if st.oldest_at is None else max(0.0, time.time() - st.oldest_at))
+    _oldest_at[0] = st.oldest_at
     if st.last_purge_at is not None:
         LAST_PURGE.set(st.last_purge_at)
     return st
@@ -83,6 +92,8 @@ def create_app(settings: LogpurgeSettings | None = None) -> FastAPI:
     setup_logging(settings.log_level, json_lines=settings.log_json, service="logpurge")
     setup_tracing("logpurge", settings.otel_exporter)
     hash_key = settings.require("hash_key")
+    RETENTION.set(settings.retention_days * DAY)
+    INTERVAL.set(settings.logpurge_interval)
     admin_key = (settings.logpurge_admin_key.get_secret_value()
                  if settings.logpurge_admin_key else "")
 

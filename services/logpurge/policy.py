@@ -37,3 +37,10 @@ def overdue(oldest_at: float | None, *, now: float, retention_days: int, interva
     if oldest_at is None:
         return False
     return now - oldest_at > retention_days * DAY + 2 * interval
+
+
+def oldest_age(oldest_at: float | None, *, now: float) -> float:
+    """Age in seconds of the oldest record (0 for an empty log or one dated in the future)."""
+    if oldest_at is None:
+        return 0.0
+    return max(0.0, now - oldest_at)

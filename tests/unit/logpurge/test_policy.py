@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.logpurge.policy import DAY, cutoff, day_end, expired_days, overdue
+from services.logpurge.policy import DAY, cutoff, day_end, expired_days, oldest_age, overdue
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp()
 
@@ -25,3 +25,13 @@ def test_overdue_after_two_missed_intervals() -> None:
     assert not overdue(None, now=NOW, retention_days=30, interval=3600)
     assert not overdue(NOW - 30 * DAY - 7199, now=NOW, retention_days=30, interval=3600)
     assert overdue(NOW - 30 * DAY - 7201, now=NOW, retention_days=30, interval=3600)
+
+
+def test_oldest_age_empty_log_is_zero() -> None:
+    assert oldest_age(None, now=NOW) == 0.0
+
+
+def test_oldest_age_grows_with_now_and_never_negative() -> None:
+    assert oldest_age(NOW - 90, now=NOW) == 90.0
+    assert oldest_age(NOW - 90, now=NOW + 10) == 100.0
+    assert oldest_age(NOW + 5, now=NOW) == 0.0
