@@ -15,6 +15,14 @@ PEERS: Final[Gauge] = Gauge(
     "parley_signaling_peers", "Joined peers on this replica.")
 ROOMS: Final[Gauge] = Gauge(
     "parley_signaling_rooms", "Rooms with at least one socket on this replica.")
+ROOMS_IN_PROGRESS: Final[Gauge] = Gauge(
+    "parley_signaling_rooms_in_progress",
+    "This replica's share of the rooms in progress (sum over replicas: the rooms).")
+CALLS_IN_PROGRESS: Final[Gauge] = Gauge(
+    "parley_signaling_calls_in_progress",
+    "This replica's share of the rooms with two or more members (sum over replicas: the calls).")
+ACCEPTED: Final[Counter] = Counter(
+    "parley_signaling_sockets_accepted_total", "Websockets accepted (the signalling SLO's total).")
 MESSAGES_IN: Final[Counter] = Counter(
     "parley_signaling_messages_received_total", "Client messages received, by type.", ["type"])
 MESSAGES_OUT: Final[Counter] = Counter(

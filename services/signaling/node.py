@@ -32,6 +32,7 @@ from services.common.roomstate import RoomState
 from services.signaling import metrics as m
 from services.signaling import protocol as p
 from services.signaling.bus import PubSub, RoomBus
+from services.signaling.census import Census, census
 from services.signaling.errors import (
     JoinRejected,
     MembershipEnded,
@@ -221,6 +222,7 @@ class Node:
             await ws.close(code=1008)  # an HTTP 403 before the handshake completes
             return
         await ws.accept()
+        m.ACCEPTED.inc()
         conn = Connection(ws, max_frames=self.settings.send_queue_frames)
         session = Session(limits=self.limits, token_key=self.token_key, now=time.time())
         self.sessions[conn] = session
@@ -461,6 +463,7 @@ class Node:
     async def _heartbeat(self, now: float) -> None:
         # In slices: one pipeline of thousands of rooms would hold the loop for a while.
         keys = list(self.hub.rooms)
+        counted = Census()
         for i in range(0, len(keys), HEARTBEAT_SLICE):
             rooms = {rk: self.hub.local_peers(rk) for rk in keys[i:i + HEARTBEAT_SLICE]}
             beat = await self.presence.heartbeat(rooms, now=now)
@@ -475,10 +478,17 @@ class Node:
                     sink = self.hub.rooms[rk].sinks.get(peer) if rk in self.hub.rooms else None
                     if sink is not None:
                         sink.kick(p.CloseCode.RESUME_FAILED, "session expired; join again")
-            await self._check_members(rooms, now)
+            counted += census(rooms, await self._check_members(rooms, now))
+        m.ROOMS_IN_PROGRESS.set(counted.rooms)
+        m.CALLS_IN_PROGRESS.set(counted.calls)
 
-    async def _check_members(self, rooms: dict[str, list[str]], now: float) -> None:
-        """Close local sockets whose slot ended; forget pending slots that lapsed."""
+    async def _check_members(self, rooms: dict[str, list[str]], now: float
+                             ) -> dict[str, set[str]]:
+        """Close local sockets whose slot ended; forget pending slots that lapsed.
+
+        Returns:
+            room key -> its members (any replica), as room state has them.
+        """
         members = await self.roomstate.members_many(list(rooms), now=now)
         for rk, live in members.items():
             gone = [peer for peer in rooms[rk] if peer not in live]
@@ -486,6 +496,7 @@ class Node:
                 await self._end_memberships(rk, gone, reason="timeout")
             for peer in self.hub.prune_pending(rk, live):
                 self.hub.broadcast(rk, p.encode(p.PeerLeft(peer_id=peer, reason="timeout")))
+        return members
 
     async def _renew_members(self) -> None:
         """Keep the slots of local peers alive (`member_ttl`); close those that ended."""
