@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import redisclient
@@ -26,6 +27,7 @@ from services.common.telemetry import setup_tracing
 from services.rooms.bus import follow_relays
 from services.rooms.guard import ApiGuard
 from services.rooms.relays import RelayRegistry
+from services.rooms.relaystats import RelayRegistryCollector
 from services.rooms.errorpages import html_or_json_error
 from services.rooms.routes import WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
@@ -71,6 +73,9 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             await diag.ensure(create=settings.diag_create)
             registry = RelayRegistry(ttl=settings.relay_ttl)
             await follow_relays(bus, registry)
+            collector = RelayRegistryCollector(registry)
+            REGISTRY.register(collector)
+            stack.callback(REGISTRY.unregister, collector)
             app.state.ctx = RoomsContext(
                 settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
                 redis=redis, rooms=RoomState(redis, join_grace=settings.join_grace),

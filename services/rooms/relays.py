@@ -46,6 +46,12 @@ class RelayRegistry:
             return None
         return seen.heartbeat
 
+    def counts(self, *, now: float) -> dict[str, int]:
+        """Live relays by state: `usable` (handed out) and `draining` (kept, never chosen)."""
+        live = self.live(now=now)
+        draining = sum(1 for hb in live if hb.draining)
+        return {"usable": len(live) - draining, "draining": draining}
+
     def pick(self, *, now: float) -> RelayHeartbeat | None:
         """The least-loaded live relay that is not draining (ties broken by id), or None."""
         candidates = [hb for hb in self.live(now=now) if not hb.draining]

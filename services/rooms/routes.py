@@ -27,6 +27,8 @@ from services.rooms.relays import ice_servers_for
 
 log = logging.getLogger(__name__)
 JOINS = Counter("parley_rooms_joins_total", "Join attempts by result.", ["result"])
+for _result in ("ok", "rate-limited", "locked", "full", "error"):
+    JOINS.labels(_result)  # every result exported from the start, at 0 (rates need a series)
 ROOMS_CREATED = Counter("parley_rooms_created_total", "Rooms created with a random name.")
 DIAG_FAILURES = Counter("parley_rooms_diag_write_failures_total", "Diagnostic writes failed.")
 NO_RELAY_WARNING = (
@@ -195,6 +197,16 @@ async def create_room(request: Request) -> CreatedRoom:
 
 @api_router.post("/api/rooms/{name}/join")
 async def join_room(name: str, request: Request, body: JoinRequest | None = None) -> JoinResponse:
+    try:
+        return await _join(name, request, body)
+    except HTTPException:
+        raise  # counted under its own result, or a bad name / body (the client's error)
+    except Exception:
+        JOINS.labels("error").inc()  # Redis or NATS failing under us: the join SLO's errors
+        raise
+
+
+async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinResponse:
     ctx = _ctx(request)
     s = ctx.settings
     room = _room(name)

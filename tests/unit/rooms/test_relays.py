@@ -65,3 +65,27 @@ def test_ice_servers_for_no_relay() -> None:
     assert ice_servers_for(None, username="", credential="", stun_urls=[]) == []
     assert ice_servers_for(None, username="", credential="", stun_urls=["stun:x:3478"]) == [
         {"urls": ["stun:x:3478"]}]
+
+
+def test_relay_registry_counts_by_state_live_only() -> None:
+    reg = RelayRegistry(ttl=10)
+    reg.observe(hb("a"), now=100)
+    reg.observe(hb("b", draining=True), now=100)
+    reg.observe(hb("old"), now=80)
+    assert reg.counts(now=101) == {"usable": 1, "draining": 1}
+    assert reg.counts(now=200) == {"usable": 0, "draining": 0}
+
+
+def test_relay_registry_collector_exports_counts_without_ids() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from services.rooms.relaystats import RelayRegistryCollector
+
+    reg = RelayRegistry(ttl=10)
+    reg.observe(hb("relay-secret-id"), now=100)
+    prom = CollectorRegistry()
+    prom.register(RelayRegistryCollector(reg, clock=lambda: 101.0))
+    text = generate_latest(prom).decode()
+    assert 'parley_rooms_relays{state="usable"} 1.0' in text
+    assert 'parley_rooms_relays{state="draining"} 0.0' in text
+    assert "relay-secret-id" not in text and "192.0.2.10" not in text
