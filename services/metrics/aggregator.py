@@ -16,7 +16,7 @@ from typing import Final
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from services.metrics.bus import AGGREGATOR_DURABLE, BEACON_STREAM
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT: Final[float] = 1.0
 RETRY_DELAY: Final[float] = 0.5
+#: Seconds between two reads of the consumer's backlog (one JetStream API call each).
+PENDING_EVERY: Final[float] = 5.0
 
 FOLDED = Counter("parley_metrics_folded_total", "Beacons folded into day aggregates.")
 REDELIVERED = Counter(
@@ -39,6 +41,19 @@ LAG = Histogram(
     "parley_metrics_aggregation_lag_seconds", "From JetStream storing a beacon to its fold.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+PENDING = Gauge(
+    "parley_metrics_aggregation_pending",
+    "Beacons stored but not yet folded (the shared consumer's backlog, read every 5 s).",
+)
+LAST_FOLD = Gauge(
+    "parley_metrics_last_fold_timestamp_seconds",
+    "When this replica last folded a batch (0: never); with a backlog, a stalled aggregator.",
+)
+
+
+def backlog(num_pending: int | None, num_ack_pending: int | None) -> int:
+    """Messages the consumer has not had acknowledged: not yet delivered plus in flight."""
+    return max(0, num_pending or 0) + max(0, num_ack_pending or 0)
 
 
 def to_fold(msg: Msg, *, epoch: int) -> Fold:
@@ -76,17 +91,34 @@ async def fold_batch(msgs: list[Msg], store: AggregateStore, *, epoch: int) -> i
         await m.ack()
     FOLDED.inc(new)
     REDELIVERED.inc(len(folds) - new)
+    LAST_FOLD.set(now)
     return new
+
+
+async def _read_backlog(psub: JetStreamContext.PullSubscription) -> None:
+    """Set PENDING from the consumer's info; a failed read leaves the last figure."""
+    try:
+        info = await psub.consumer_info()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.debug("consumer info failed (%s)", type(exc).__name__)
+        return
+    PENDING.set(backlog(info.num_pending, info.num_ack_pending))
 
 
 async def run(js: JetStreamContext, store: AggregateStore, *, epoch: int, batch: int,
               stop: asyncio.Event) -> None:
     """Fetch, fold and acknowledge until `stop` is set; survives NATS and Redis outages."""
     psub = None
+    pending_read = 0.0
     while not stop.is_set():
         try:
             if psub is None:
                 psub = await js.pull_subscribe_bind(AGGREGATOR_DURABLE, stream=BEACON_STREAM)
+            if time.monotonic() >= pending_read:
+                pending_read = time.monotonic() + PENDING_EVERY
+                await _read_backlog(psub)
             msgs = await psub.fetch(batch, timeout=FETCH_TIMEOUT)
         except TimeoutError:
             continue
