@@ -32,6 +32,8 @@ ERRORS: Final[Counter] = Counter(
     "parley_signaling_errors_total", "Error messages sent to clients, by code.", ["code"])
 CLOSES: Final[Counter] = Counter(
     "parley_signaling_closes_total", "Sockets closed by the server, by close code.", ["code"])
+for _code in ("1011", "1013"):  # the SLO's errors, exported at 0 before the first one
+    CLOSES.labels(_code)
 SLOW_CONSUMERS: Final[Counter] = Counter(
     "parley_signaling_slow_consumers_total", "Sockets dropped because their outbox was full.")
 RESUMES: Final[Counter] = Counter(

@@ -39,6 +39,13 @@ def _validate_custom(m: Manifest) -> None:
     if m["apiVersion"] == "parley.dev/v1alpha1":
         assert m["kind"] == "RelayPool"
         jsonschema.validate(m, _crd_schema(), cls=jsonschema.Draft7Validator)
+    elif m["apiVersion"] == PROMETHEUS_API and m["kind"] == "PrometheusRule":
+        groups = m["spec"]["groups"]
+        assert groups and all(g["name"] and g["rules"] for g in groups)
+        for rule in (r for g in groups for r in g["rules"]):
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+            assert rule["alert"] and rule["expr"] and rule["labels"]["severity"]
+            assert rule["annotations"]["runbook_url"].startswith("http")
     elif m["apiVersion"] == PROMETHEUS_API:
         assert m["kind"] in ("ServiceMonitor", "PodMonitor"), m["kind"]
         spec = m["spec"]
