@@ -39,7 +39,7 @@ REDELIVERED = Counter(
 MALFORMED = Counter("parley_metrics_malformed_total", "Raw messages that were not a record.")
 LAG = Histogram(
     "parley_metrics_aggregation_lag_seconds", "From JetStream storing a beacon to its fold.",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 PENDING = Gauge(
     "parley_metrics_aggregation_pending",
