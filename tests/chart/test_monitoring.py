@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.chart.conftest import CHART, PROMETHEUS_API, ROOT, Manifest

@@ -47,14 +47,13 @@ def beacon(port: int, *, valid: bool = True) -> int:
     return _post(f"http://127.0.0.1:{port}/beacon", json.dumps(body).encode(), "text/plain")[0]
 
 
-async def _until(ws: ClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
+async def _until(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next message of type `kind` (within 10 s)."""
+    async with asyncio.timeout(10):
         while True:
             message: dict[str, Any] = json.loads(await ws.recv())
             if message.get("type") == kind:
                 return message
-
-    return await asyncio.wait_for(go(), timeout)
 
 
 async def call(port: int, *, hold: float = 0.0, peers: int = 2) -> None:
@@ -65,7 +64,10 @@ async def call(port: int, *, hold: float = 0.0, peers: int = 2) -> None:
     sockets: list[ClientConnection] = []
     try:
         for _ in range(peers):
-            answer = join(port, room)
+            try:
+                answer = join(port, room)
+            except RuntimeError:
+                break  # refused (rate-limited, full): the dashboards show it; stop here
             ws = await connect(f"ws://127.0.0.1:{port}/ws", additional_headers=origin)
             sockets.append(ws)
             await ws.send(json.dumps({"type": "join", "token": answer["token"], "room": room}))
@@ -77,7 +79,8 @@ async def call(port: int, *, hold: float = 0.0, peers: int = 2) -> None:
             await _until(ws, "pong")
         if hold:
             await asyncio.sleep(hold)
-        await sockets[0].send(json.dumps({"type": "leave"}))
+        if sockets:
+            await sockets[0].send(json.dumps({"type": "leave"}))
     finally:
         for ws in sockets:
             await ws.close()

@@ -28,7 +28,54 @@ def find(name: str = "prometheus") -> str | None:
     return shutil.which(name)
 
 
-class Prometheus:
+class PrometheusApi:
+    """The few HTTP API calls made to a Prometheus at `url`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET /api/v1/<path>; the `data` of a success.
+
+        Raises:
+            PrometheusError: the query failed (bad PromQL, unknown function...).
+        """
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read() or b"{}")
+        if body.get("status") != "success":
+            raise PrometheusError(f"{path} {params}: {body.get('error', body)}")
+        return body["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+        data = self.api("query", **params)
+        result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else [
+            {"metric": {}, "value": data["result"]}]
+        return result
+
+    def query_range(self, expr: str, start: float, end: float,
+                    step: float) -> list[dict[str, Any]]:
+        """A range query's result matrix."""
+        data = self.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}",
+                        step=f"{step:g}")
+        return list(data["result"])
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        """Values of `label` on the series matching `match` (Grafana's label_values())."""
+        return list(self.api(f"label/{label}/values", **{"match[]": match}))
+
+    def targets_up(self) -> dict[str, bool]:
+        """scrape URL -> whether its last scrape worked."""
+        active = self.api("targets")["activeTargets"]
+        return {t["scrapeUrl"]: t["health"] == "up" for t in active}
+
+
+class Prometheus(PrometheusApi):
     """`prometheus` on a free loopback port with its own config and storage."""
 
     def __init__(self, jobs: Mapping[str, Sequence[str]], *, interval: str = "1s",
@@ -44,7 +91,7 @@ class Prometheus:
         self.binary = found
         self.dir = Path(tempfile.mkdtemp(prefix="parley-prometheus-"))
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(f"http://127.0.0.1:{self.port}")
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [str(p) for p in rule_files],
@@ -95,43 +142,3 @@ class Prometheus:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def api(self, path: str, **params: str) -> Any:
-        """GET /api/v1/<path>; the `data` of a success.
-
-        Raises:
-            PrometheusError: the query failed (bad PromQL, unknown function...).
-        """
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                body = json.load(r)
-        except urllib.error.HTTPError as exc:
-            body = json.loads(exc.read() or b"{}")
-        if body.get("status") != "success":
-            raise PrometheusError(f"{path} {params}: {body.get('error', body)}")
-        return body["data"]
-
-    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        """An instant query's result vector."""
-        params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
-        data = self.api("query", **params)
-        result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else [
-            {"metric": {}, "value": data["result"]}]
-        return result
-
-    def query_range(self, expr: str, start: float, end: float,
-                    step: float) -> list[dict[str, Any]]:
-        """A range query's result matrix."""
-        data = self.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}",
-                        step=f"{step:g}")
-        return list(data["result"])
-
-    def label_values(self, label: str, match: str) -> list[str]:
-        """Values of `label` on the series matching `match` (Grafana's label_values())."""
-        return list(self.api(f"label/{label}/values", **{"match[]": match}))
-
-    def targets_up(self) -> dict[str, bool]:
-        """scrape URL -> whether its last scrape worked."""
-        active = self.api("targets")["activeTargets"]
-        return {t["scrapeUrl"]: t["health"] == "up" for t in active}
