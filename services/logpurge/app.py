@@ -30,6 +30,8 @@ from services.logpurge.store import DiagStore
 
 log = logging.getLogger(__name__)
 ERASE_SUBJECT = subjects.logpurge_erase()
+#: Seconds between two reads of the log's status for the gauges (besides each purge).
+GAUGE_EVERY = 15.0
 RECORDS = Gauge("parley_diaglog_records", "Records in the diagnostic log.")
 OLDEST_AGE = Gauge("parley_diaglog_oldest_record_age_seconds",
                    "Age of the oldest record, computed at scrape time.")
@@ -87,6 +89,18 @@ async def purge_loop(store: DiagStore, interval: float, stop: asyncio.Event) -> 
             await asyncio.wait_for(stop.wait(), interval)
 
 
+async def gauge_loop(store: DiagStore, every: float, stop: asyncio.Event) -> None:
+    """Re-read the log's status every `every` seconds, apart from the purge loop, so that
+    the gauges follow new records and keep moving when a purge hangs (the alert's input)."""
+    while not stop.is_set():
+        try:
+            await refresh_gauges(store)
+        except Exception as exc:
+            log.warning("diagnostic log status unavailable (%s)", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
 def create_app(settings: LogpurgeSettings | None = None) -> FastAPI:
     settings = settings or LogpurgeSettings()
     setup_logging(settings.log_level, json_lines=settings.log_json, service="logpurge")
@@ -115,10 +129,13 @@ def create_app(settings: LogpurgeSettings | None = None) -> FastAPI:
             await bus.subscribe(ERASE_SUBJECT, on_erase, queue="logpurge")
             stop = asyncio.Event()
             task = asyncio.create_task(purge_loop(store, settings.logpurge_interval, stop))
+            gauges = asyncio.create_task(
+                gauge_loop(store, min(GAUGE_EVERY, settings.logpurge_interval), stop))
             app.state.bus, app.state.store = bus, store
             yield
             stop.set()
             await task
+            await gauges
 
     app = FastAPI(title="Parley logpurge", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=openapi_url(settings.openapi), **quiet_fastapi())
