@@ -56,10 +56,22 @@ async def _until(ws: ClientConnection, kind: str) -> dict[str, Any]:
                 return message
 
 
-async def call(port: int, *, hold: float = 0.0, peers: int = 2) -> None:
-    """`peers` people join one new room over the websocket, change their media state, stay
-    `hold` seconds, then leave (the first with `leave`, the others by closing)."""
-    room = f"load-{secrets.token_hex(4)}"
+def create_room(port: int) -> str:
+    """POST /api/rooms (the start page's "new room"); the room's name."""
+    status, answer = _post(f"http://127.0.0.1:{port}/api/rooms", b"")
+    if status != 201:
+        raise RuntimeError(f"create answered {status}")
+    return str(answer["name"])
+
+
+async def call(port: int, *, hold: float = 0.0, peers: int = 2, create: bool = False) -> None:
+    """`peers` people join one new room (made with POST /api/rooms when `create`) over the
+    websocket, change their media state, stay `hold` seconds, then leave (the first with
+    `leave`, the others by closing)."""
+    try:
+        room = create_room(port) if create else f"load-{secrets.token_hex(4)}"
+    except RuntimeError:
+        return
     origin = {"Origin": f"http://127.0.0.1:{port}"}
     sockets: list[ClientConnection] = []
     try:
@@ -86,6 +98,22 @@ async def call(port: int, *, hold: float = 0.0, peers: int = 2) -> None:
             await ws.close()
 
 
+def relay_clients(host: str, port: int, username: str, credential: str, *, clients: int = 2,
+                  messages: int = 200, interval_ms: int = 50, timeout: float = 120.0) -> bool:
+    """coturn's `turnutils_uclient`: `clients` pairs of allocations on the relay sending to
+    each other with Send indications (`-y -s`), `messages` each, every `interval_ms`; holds
+    allocations for seconds, unlike a probe. False when it failed or is not installed."""
+    try:
+        proc = subprocess.run(
+            ["turnutils_uclient", "-y", "-c", "-s", "-m", str(clients), "-n", str(messages),
+             "-z", str(interval_ms), "-l", "160", "-u", username, "-w", credential,
+             "-p", str(port), host],
+            capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
 def relay_probe(host: str, port: int, secret: str, timeout: float = 60.0) -> bool:
     """`parley relay probe`: a real WebRTC call through the relay (packets and bytes)."""
     proc = subprocess.run([sys.executable, "-m", "services", "relay", "probe",
@@ -96,7 +124,7 @@ def relay_probe(host: str, port: int, secret: str, timeout: float = 60.0) -> boo
 
 async def short_load(port: int, *, calls: int = 2, beacons: int = 3) -> None:
     """The tests' load: a few calls at once, valid beacons and one refused."""
-    await asyncio.gather(*(call(port) for _ in range(calls)))
+    await asyncio.gather(*(call(port, create=i == 0) for i in range(calls)))
     for _ in range(beacons):
         beacon(port)
     beacon(port, valid=False)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tools.dashboards import promql
-from tools.dashboards.load import beacon, call, join, relay_probe
+from tools.dashboards.load import beacon, call, join, relay_clients, relay_probe
 from tools.dashboards.prom import Prometheus, PrometheusApi
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -109,35 +109,47 @@ def plot(prom: PrometheusApi, board: dict[str, Any], start: float, end: float, o
 
 
 def _drive(port: int, seconds: float, relay: tuple[str, int, str] | None) -> None:
-    """A load that rises and falls: calls of 2-4 people held a few seconds, beacons, a few
-    rejected ones, and relayed WebRTC calls (in a thread: each takes seconds)."""
+    """A load that rises and falls: rooms created and calls of one to four people held a
+    few seconds, beacons and a few refused ones, and relay traffic (coturn's uclient
+    holding allocations for seconds, else `parley relay probe` calls), in threads."""
     rng = random.Random(7)
     end = time.monotonic() + seconds
-    probes: list[threading.Thread] = []
+    relayers: list[threading.Thread] = []
+
+    def relay_load(clients: int) -> None:
+        assert relay is not None
+        host, turn_port, secret = relay
+        answer = join(port, f"relay-{rng.randrange(1 << 30):x}")
+        creds = next(s for s in answer["ice_servers"] if "username" in s)
+        if not relay_clients(host, turn_port, creds["username"], creds["credential"],
+                             clients=clients, messages=rng.randrange(100, 300)):
+            relay_probe(host, turn_port, secret)
 
     async def run() -> None:
         tasks: set[asyncio.Task[None]] = set()
-        next_probe = 0.0
+        next_relay = 0.0
         while time.monotonic() < end:
             phase = 1 - abs(1 - 2 * (end - time.monotonic()) / seconds)  # 0 -> 1 -> 0
-            for _ in range(1 + int(4 * phase)):
+            for _ in range(1 + int(3 * phase)):
                 task = asyncio.create_task(call(port, hold=rng.uniform(2, 12),
-                                                peers=rng.choice((2, 2, 3, 4))))
+                                                peers=rng.choice((1, 2, 2, 3, 4)),
+                                                create=rng.random() < 0.5))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             for _ in range(int(6 * phase) + 1):
                 await asyncio.to_thread(beacon, port, valid=rng.random() > 0.1)
-            if relay and time.monotonic() >= next_probe:
-                next_probe = time.monotonic() + 15
-                thread = threading.Thread(target=relay_probe, args=relay, daemon=True)
+            if relay and time.monotonic() >= next_relay:
+                next_relay = time.monotonic() + rng.uniform(4, 10)
+                thread = threading.Thread(target=relay_load, args=(1 + int(4 * phase),),
+                                          daemon=True)
                 thread.start()
-                probes.append(thread)
+                relayers.append(thread)
             await asyncio.sleep(1.0)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(run())
-    for thread in probes:
-        thread.join(90)
+    for thread in relayers:
+        thread.join(120)
 
 
 def _live(seconds: float, out: Path) -> list[Path]:
