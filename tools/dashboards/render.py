@@ -74,19 +74,23 @@ def plot(prom: PrometheusApi, board: dict[str, Any], start: float, end: float, o
         unit = panel["fieldConfig"]["defaults"].get("unit", "short")
         scale, label = _SCALE.get(unit, (1.0, unit))
         peak = floor = None
-        for t in panel["targets"]:
-            expr = promql.expand(t["expr"], values)
-            for series in prom.query_range(expr, start, end, step):
-                xs = [datetime.fromtimestamp(float(ts), UTC) for ts, _ in series["values"]]
-                ys = [float(v) * scale for _, v in series["values"]]
-                good = [y for y in ys if math.isfinite(y)]
-                if good:
-                    peak = max(good + ([peak] if peak is not None else []))
-                    positive = [y for y in good if y > 0]
-                    if positive:
-                        floor = min(positive + ([floor] if floor is not None else []))
-                ax.plot(xs, ys, linewidth=1.4,
-                        label=legend(t.get("legendFormat", ""), series["metric"]))
+        drawn = [(t, series) for t in panel["targets"]
+                 for series in prom.query_range(promql.expand(t["expr"], values),
+                                                start, end, step)]
+        if len(drawn) > 6:  # e.g. STUN errors by code: leave out the codes that never came
+            drawn = [(t, series) for t, series in drawn
+                     if any(float(v) != 0 for _, v in series["values"])] or drawn[:1]
+        for t, series in drawn:
+            xs = [datetime.fromtimestamp(float(ts), UTC) for ts, _ in series["values"]]
+            ys = [float(v) * scale for _, v in series["values"]]
+            good = [y for y in ys if math.isfinite(y)]
+            if good:
+                peak = max(good + ([peak] if peak is not None else []))
+                positive = [y for y in good if y > 0]
+                if positive:
+                    floor = min(positive + ([floor] if floor is not None else []))
+            ax.plot(xs, ys, linewidth=1.4,
+                    label=legend(t.get("legendFormat", ""), series["metric"]))
         if peak is not None and floor is not None and peak / floor > 1e3:
             ax.set_yscale("log")
         else:
@@ -159,8 +163,9 @@ def _live(seconds: float, out: Path) -> list[Path]:
 
     data = Path(tempfile.mkdtemp(prefix="parley-render-")) / "state"
     # one client address drives everything: allow it more joins and sockets than a person
-    stack = start_stack(data_dir=data, env={"PARLEY_JOIN_RATE": "15", "PARLEY_JOIN_BURST": "40",
-                                            "PARLEY_CONNECT_RATE": "30"})
+    stack = start_stack(data_dir=data, env={
+        "PARLEY_JOIN_RATE": "15", "PARLEY_JOIN_BURST": "40", "PARLEY_CONNECT_RATE": "30",
+        "PARLEY_METRICS_RATE": "4", "PARLEY_METRICS_BURST": "20"})
     try:
         jobs = {}
         for key, url in stack.run_env().items():
