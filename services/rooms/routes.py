@@ -168,8 +168,8 @@ async def readyz(request: Request) -> JSONResponse:
         checks["redis"] = False
     ok = all(checks.values())
     relays = len(ctx.relays.live(now=time.time()))
-    return JSONResponse({"ready": ok, **checks, "relays": relays,
-                         "turn_servers_up": len(ctx.turn_health.up())},
+    extra = {"turn_servers_up": len(ctx.turn_health.up())} if ctx.turn_health.servers else {}
+    return JSONResponse({"ready": ok, **checks, "relays": relays, **extra},
                         status_code=200 if ok else 503)
 
 
