@@ -287,7 +287,8 @@ class Node:
                 with private_span(_tracer, "signaling join", context=parent,
                                   kind=SpanKind.SERVER,
                                   attributes={"parley.resume": eff.resume is not None}) as span:
-                    conn.trace = trace.set_span_in_context(span)
+                    # later publishes join it only while it is recorded (an exporter is on)
+                    conn.trace = trace.set_span_in_context(span) if span.is_recording() else None
                     await self._join(conn, session, eff)
             elif isinstance(eff, Depart):
                 await self._depart(conn, session)

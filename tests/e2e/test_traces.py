@@ -59,17 +59,15 @@ def test_traces_one_join_is_one_trace_across_services(
     a, b = new_page(), new_page()
     room_url = ui.start_call(a, traced_stack.url)
     room = room_url.rsplit("/", 1)[1]
-    a_id = ui.join(a)
+    ui.join(a)
     ui.open_room(b, room_url)
     with b.expect_request(lambda r: r.url.endswith("/join")) as sent:
         ui.click_join(b)
     b.wait_for_function("() => window.parley.peerId() !== null", timeout=ui.JOIN_TIMEOUT_MS)
-    b_id = str(b.evaluate("() => window.parley.peerId()"))
     header = sent.value.headers.get("traceparent", "")
     version, trace_id, parent_id, flags = header.split("-")
     assert (version, flags, len(trace_id), len(parent_id)) == ("00", "01", 32, 16), header
-    ui.wait_for_video_from(b, a_id)
-    ui.wait_for_video_from(a, b_id)
+    # the call itself: B's relay allocations (relay forced) end the trace's last branch
 
     def complete(spans: list[ReceivedSpan]) -> bool:
         mine = [s for s in spans if s.trace_id == trace_id]
