@@ -85,7 +85,8 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                 links = [_attrs(link.attributes) for link in s.links]
                 texts = _strings(resource, attributes, [n for n, _ in events],
                                  [a for _, a in events], links, s.name, s.status.message,
-                                 ss.scope.name)
+                                 ss.scope.name, s.trace_state,
+                                 [link.trace_state for link in s.links])
                 spans.append(ReceivedSpan(
                     service=str(resource.get("service.name", "")), name=s.name, kind=s.kind,
                     trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),

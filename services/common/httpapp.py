@@ -23,7 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.common.telemetry import extract_context, private_span
 
 DEFAULT_MAX_BODY: Final[int] = 16 * 1024
-TRACE_HEADERS: Final[tuple[bytes, ...]] = (b"traceparent", b"tracestate")
+#: Only `traceparent` is taken from a request: a client's `tracestate` is free text that
+#: would be exported with every span of the trace.
+TRACE_HEADERS: Final[tuple[bytes, ...]] = (b"traceparent",)
 #: The CSP of a service that serves no page: nothing may load, nothing may frame it.
 STRICT_CSP: Final[str] = (
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("playwright", reason="the playwright pip package is not installed")
@@ -100,8 +101,16 @@ def test_traces_one_join_is_one_trace_across_services(
     ws_join = _one(spans, service="parley-signaling", name="signaling join")
     assert ws_join.parent_span_id not in ("", parent_id, join.span_id)
 
+    # a client's tracestate is free text: never taken, so never exported
+    sneaky = "00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01"
+    r = httpx.post(f"{traced_stack.url}/api/rooms/{room}/join", json={},
+                   headers={"traceparent": sneaky, "tracestate": "x=198.51.100.7"})
+    assert r.status_code == 200, r.text
+    receiver.wait_for(lambda got: any(g.trace_id == sneaky[3:35] for g in got))
+
     # privacy: no exported string of any span (every trace) names the room or an address
-    forbidden = [room, "127.0.0.1", "::1", "localhost", str(traced_stack.port)]
+    forbidden = [room, "127.0.0.1", "::1", "localhost", str(traced_stack.port),
+                 "198.51.100.7"]
     for span in receiver.spans():
         for text in span.texts:
             for word in forbidden:
