@@ -169,3 +169,13 @@ def run_probe(
         raise
     except Exception as exc:
         raise ProbeError(f"probe failed: {type(exc).__name__}: {exc}") from exc
+
+
+def run_allocate(target: str, *, secret: str, transport: str = "udp",
+                 timeout: float = 5.0) -> float:
+    """Synchronous `allocate()` for the CLI (`--allocate-only`); `ProbeError` on failure."""
+    try:
+        host, port = split_hostport(target, default_port=3478)
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from exc
+    return asyncio.run(allocate(host, port, secret=secret, transport=transport, timeout=timeout))

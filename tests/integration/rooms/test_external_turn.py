@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.common.credentials import turn_password
+from services.relay.probe import ProbeError, allocate
 from services.rooms.routes import NO_RELAY_WARNING
 from tests import coturn
 from tests.procs import ServiceProcess, start_service
@@ -80,3 +81,9 @@ async def test_external_turn_dead_server_is_no_longer_handed_out(
     assert "external TURN server #1 is down" in log and "#1 is up again" in log
     for secret_or_address in (turn.secret, "127.0.0.1", str(turn.port)):
         assert secret_or_address not in log, secret_or_address
+
+
+async def test_allocate_probe_against_coturn(turn: coturn.Coturn) -> None:
+    assert await allocate("127.0.0.1", turn.port, secret=turn.secret, timeout=5) > 0
+    with pytest.raises(ProbeError, match="allocation failed: TransactionFailed"):
+        await allocate("127.0.0.1", turn.port, secret="not-the-secret", timeout=5)
