@@ -98,8 +98,9 @@ def test_traces_one_join_is_one_trace_across_services(
     allocations = _children(spans, hint, "turn allocate")
     assert allocations and {s.service for s in allocations} == {"parley-relay"}
     # the websocket join continues the same trace (another parent id from the browser)
-    ws_join = _one(spans, service="parley-signaling", name="signaling join")
-    assert ws_join.parent_span_id not in ("", parent_id, join.span_id)
+    ws_joins = [s for s in spans if s.name == "signaling join"]  # a resume would add one
+    assert ws_joins and {s.service for s in ws_joins} == {"parley-signaling"}
+    assert not {s.parent_span_id for s in ws_joins} & {"", parent_id, join.span_id}
 
     # a client's tracestate is free text: never taken, so never exported
     sneaky = "00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01"
