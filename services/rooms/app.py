@@ -55,6 +55,13 @@ class RoomsContext:
     turn_health: TurnHealth
 
 
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     """Build the rooms app; connections are made in the lifespan."""
     settings = settings or RoomsSettings()
@@ -80,7 +87,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
                 probes = asyncio.create_task(run_probes(
                     health, interval=settings.turn_probe_interval,
                     timeout=settings.turn_probe_timeout))
-                stack.callback(probes.cancel)
+                stack.push_async_callback(_cancelled, probes)
                 log.info("%d external TURN server(s), probed every %.0f s",
                          len(health.servers), settings.turn_probe_interval)
             app.state.ctx = RoomsContext(
