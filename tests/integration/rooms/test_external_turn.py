@@ -13,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from services.common import subjects
+from services.common.bus import NatsBus
 from services.common.credentials import turn_password
+from services.common.messages import RelayHeartbeat
 from services.relay.probe import ProbeError, allocate
 from services.rooms.routes import NO_RELAY_WARNING
 from tests import coturn
-from tests.procs import ServiceProcess, start_service
+from tests.procs import ServiceProcess, running, start_service
 
 pytestmark = [pytest.mark.coturn,
               pytest.mark.skipif(not coturn.available(), reason="coturn's turnserver missing")]
@@ -87,3 +90,25 @@ async def test_allocate_probe_against_coturn(turn: coturn.Coturn) -> None:
     assert await allocate("127.0.0.1", turn.port, secret=turn.secret, timeout=5) > 0
     with pytest.raises(ProbeError, match="allocation failed: TransactionFailed"):
         await allocate("127.0.0.1", turn.port, secret="not-the-secret", timeout=5)
+
+
+async def test_external_turn_next_to_a_parley_relay(
+        parley_env: dict[str, str], bus: NatsBus, turn: coturn.Coturn) -> None:
+    env = {**parley_env, "PARLEY_TURN_SERVERS": turn.url,
+           "PARLEY_TURN_SERVER_SECRETS": turn.secret}
+    rid = f"ext{secrets.token_hex(4)}"
+    beat = RelayHeartbeat(relay_id=rid, public_host="relay.example", sent_at=time.time())
+    with running("rooms", [], env) as rooms:
+        async with httpx.AsyncClient(base_url=rooms.url, timeout=10) as client:
+            deadline = time.monotonic() + 10
+            while (await client.get("/readyz")).json()["relays"] == 0:
+                assert time.monotonic() < deadline, "rooms never heard the relay"
+                await bus.publish(subjects.relay_heartbeat(rid), beat.model_dump_json().encode())
+                await asyncio.sleep(0.1)
+            answer = await _join(client)
+    *own, external = answer["ice_servers"]
+    assert external["urls"] == [turn.url]
+    assert external["credential"] == turn_password(turn.secret, external["username"])
+    own_turn = [u for s in own for u in s["urls"] if u.startswith("turn:")]
+    assert own_turn and turn.url not in own_turn  # the room's Parley relay comes first
+    assert answer["warnings"] == []
