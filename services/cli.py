@@ -116,17 +116,36 @@ def dev(
     relay_tls_port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Relay TLS port, with --tls-cert (default: a free one).")] = None,
     exit_on_crash: ExitOnCrash = False,
+    external_turn: Annotated[str | None, typer.Option(
+        help="Use an existing TURN server (coturn with use-auth-secret) instead of the "
+        "built-in relay: its URL, e.g. 'turn:turn.example.org:3478?transport=udp' (several "
+        "URLs of one server separated by spaces).")] = None,
+    external_turn_secret: Annotated[str | None, typer.Option(
+        envvar="PARLEY_EXTERNAL_TURN_SECRET", show_default=False,
+        help="The --external-turn server's static-auth-secret [env "
+        "PARLEY_EXTERNAL_TURN_SECRET: better than argv, which `ps` shows].")] = None,
 ) -> None:
     """Start NATS, Redis and every service as separate processes behind one port, restart
     any that dies; Ctrl-C stops them all."""
     if (tls_cert is None) != (tls_key is None):
         _fail("--tls-cert and --tls-key go together")
+    if external_turn is not None:
+        from services.rooms.turnservers import split_server
+
+        try:
+            split_server(external_turn)
+        except ValueError as exc:
+            _fail(f"--external-turn: {exc}")
+        if not external_turn_secret:
+            _fail("--external-turn needs its secret: --external-turn-secret or "
+                  "PARLEY_EXTERNAL_TURN_SECRET")
     _stack_or_fail(
         host=host, port=port, signaling_replicas=signaling_replicas, relay=relay,
         force_relay=force_relay, data_dir=data_dir, public_url=_public_url(public_url),
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
         relay_host=relay_host, relay_port=relay_port, relay_tls_port=relay_tls_port,
-        exit_on_crash=exit_on_crash,
+        exit_on_crash=exit_on_crash, external_turn=external_turn,
+        external_turn_secret=external_turn_secret,
     )
 
 

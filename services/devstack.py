@@ -169,6 +169,8 @@ class DevStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     name: str = "parley dev"
     exit_on_crash: bool = False  # a dying child stops the stack (exit 1) instead of restarting
+    external_turn: str | None = None  # an existing TURN server's URLs (space-separated)
+    external_turn_secret: str | None = field(default=None, repr=False)  # its REST secret
     children: list[Child] = field(default_factory=list)
     metrics_key: str | None = None
     _made_metrics_key: bool = False
@@ -185,6 +187,7 @@ class DevStack:
 
     def _env(self, nats: NatsServer, redis: RedisServer, keys: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("PARLEY_EXTERNAL_TURN_SECRET", None)  # rooms alone gets it, as its own setting
         env.update(self.extra_env)
         env.update(keys)
         env.update({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url,
@@ -214,12 +217,15 @@ class DevStack:
 
         rooms_env = dict(base, PARLEY_TRUSTED_PROXIES=json.dumps(self._trusted_proxies()))
         rooms_env.pop("PARLEY_SIGNALING_URL", None)  # the gateway's /ws
+        if self.external_turn:  # rooms hands it out; the built-in relay stays out
+            rooms_env["PARLEY_TURN_SERVERS"] = json.dumps([self.external_turn])
+            rooms_env["PARLEY_TURN_SERVER_SECRETS"] = json.dumps([self.external_turn_secret])
         if _has("services.signaling.app") and self.signaling_replicas > 0:
             sig_env = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
             routes["/ws"] = [
                 f"{INTERNAL}:{service(f'signaling-{i + 1}', ['signaling'], sig_env, '/readyz')}"
                 for i in range(self.signaling_replicas)]
-        if self.relay and _has("services.relay.cli"):
+        if self.relay and not self.external_turn and _has("services.relay.cli"):
             children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"]))
         if _has("services.logpurge.app"):
             service("logpurge", ["logpurge"], base, "/healthz")
@@ -282,6 +288,8 @@ class DevStack:
         low, high = relayed_range(listeners)
         argv += ["--ports", f"{low}-{high}"]
         env = dict(base, PARLEY_RELAY_SECRET=secret)
+        if base.get("PARLEY_OTEL_EXPORTER"):  # the relay's settings have their own prefix
+            env.setdefault("PARLEY_RELAY_OTEL_EXPORTER", base["PARLEY_OTEL_EXPORTER"])
         return Child("relay", argv, env, f"http://{INTERNAL}:{http}/readyz")
 
     def _gateway_child(self, py: list[str], base: dict[str, str],
@@ -454,6 +462,9 @@ class DevStack:
             where = self.relay_public_host or "the address each browser used"
             print(f"  relay (TURN) on {self.relay_host or self.host}: {self._relay_ports}; "
                   f"handed out at {where}", flush=True)
+        if self.external_turn:
+            print("  relay (TURN): the external server given with --external-turn "
+                  "(built-in relay not started)", flush=True)
         urls = self.public_urls()
         for extra in urls[1:]:
             print(f"  from other machines: {extra}", flush=True)

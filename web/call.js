@@ -92,7 +92,8 @@ export class Call extends Emitter {
    * locked, 409 full, 422 bad name, 429) or SignalingError.
    */
   async join(password = null) {
-    const info = await api.joinRoom(this.room, password, storedOwnerKey(this.room));
+    this.traceId = api.newTraceId(); // this join's trace: rooms, signalling, the relay
+    const info = await api.joinRoom(this.room, password, storedOwnerKey(this.room), this.traceId);
     this.password = password;
     this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
     this.locked = Boolean(info.room && info.room.locked);
@@ -168,6 +169,7 @@ export class Call extends Emitter {
       room: this.room,
       token: info.token,
       media: () => this.media.state,
+      traceparent: () => (this.traceId ? api.traceparent(this.traceId) : null),
     });
     this.signaling = sig;
     const on = (type, fn) => this._unsubscribe.push(sig.on(type, fn));
@@ -233,7 +235,9 @@ export class Call extends Emitter {
       this.emit("signaling", "reconnecting");
       try {
         for (const off of this._unsubscribe.splice(0)) off();
-        const info = await api.joinRoom(this.room, this.password, this.info.owner_key);
+        this.traceId = api.newTraceId();
+        const info = await api.joinRoom(this.room, this.password, this.info.owner_key,
+          this.traceId);
         this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
         await this._connect(this.info);
         return;

@@ -110,13 +110,14 @@ def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str
     diag_keys, diag_pubkeys = subjects.DIAG_KEYS_BUCKET, subjects.DIAG_PUBKEYS_BUCKET
     heartbeat = subjects.relay_heartbeat(relay_id) if relay_id else subjects.RELAY_HEARTBEATS
     control = subjects.relay_control(relay_id) if relay_id else subjects.RELAY_CONTROLS
+    traces = subjects.relay_trace(relay_id) if relay_id else subjects.RELAY_TRACES
     return {
         # appends diagnostic records (never reads them back) sealed to the day's public key,
         # makes a day's key pair (writes the private key, never reads one), announces slot
-        # changes to signalling, follows relay heartbeats; the diag stream and the key
-        # buckets are logpurge's
+        # changes to signalling, follows relay heartbeats, sends relays trace hints; the
+        # diag stream and the key buckets are logpurge's
         "rooms": NatsGrant(
-            publish=(subjects.DIAG_ALL, subjects.ROOMS_MEMBERS,
+            publish=(subjects.DIAG_ALL, subjects.ROOMS_MEMBERS, subjects.RELAY_TRACES,
                      *_stream_read(subjects.DIAG_STREAM), *_stream_read(_kv_stream(diag_keys)),
                      subjects.kv_subject(diag_keys, "*"),
                      *_kv_get(diag_pubkeys), subjects.kv_subject(diag_pubkeys, "*")),
@@ -128,10 +129,10 @@ def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str
             publish=(subjects.ROOMS_ALL,),
             subscribe=(subjects.ROOMS_ALL, _inbox("signaling")),
         ),
-        # its own heartbeat out, its own control requests in
+        # its own heartbeat out, its own control requests and trace hints in
         "relay": NatsGrant(
             publish=(heartbeat,),
-            subscribe=(control, _inbox("relay")),
+            subscribe=(control, traces, _inbox("relay")),
         ),
         # the beacon stream and its durable consumer
         "metrics": NatsGrant(

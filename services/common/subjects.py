@@ -14,6 +14,7 @@ _TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
 RELAY_CONTROLS: Final[str] = f"{PREFIX}.relay.control.*"
+RELAY_TRACES: Final[str] = f"{PREFIX}.relay.trace.*"
 ROOMS_ALL: Final[str] = f"{PREFIX}.room.>"
 ROOMS_MEMBERS: Final[str] = f"{PREFIX}.room.*.members"
 DIAG_STREAM: Final[str] = "PARLEY_DIAG"
@@ -42,6 +43,12 @@ def relay_heartbeat(relay_id: str) -> str:
 def relay_control(relay_id: str) -> str:
     """Subject a relay listens on for control requests (drain, secret rotation)."""
     return f"{PREFIX}.relay.control.{_token(relay_id)}"
+
+
+def relay_trace(relay_id: str) -> str:
+    """Trace hints to one relay: which credential's allocation continues which join's trace
+    (rooms publishes them only while tracing records; payload `TurnTraceHint`)."""
+    return f"{PREFIX}.relay.trace.{_token(relay_id)}"
 
 
 def room_events(room_key: str) -> str:

@@ -99,6 +99,11 @@ class RelaySettings(BaseSettings):
         default=300.0, ge=0, description="Seconds allocations may live on after SIGTERM."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where OpenTelemetry traces go: an allocation hinted by rooms (NATS) "
+        "becomes a span of its join's trace; none keeps no hint subscription at all.",
+    )
 
     @field_validator("allow_peer", mode="before")
     @classmethod

@@ -21,8 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from services.common.telemetry import setup_tracing, shutdown_tracing, traceparent_context
+
 from .settings import RelaySettings
 from .shared import ERROR_CODES, SharedState
+from .tracehints import TraceHints, follow_hints
 from .transport import RelaySocket, StreamConnection, UdpListener
 from .turn.allocation import Client
 from .turn.policy import parse_networks
@@ -116,6 +122,11 @@ class Worker:
         self._tasks: set[asyncio.Future[None]] = set()
         self._signalled = False
         self.parent_pid = os.getppid()
+        # trace hints from rooms, only when this relay exports traces and has NATS
+        self.hints: TraceHints | None = None
+        if settings.otel_exporter != "none" and settings.nats_url:
+            self.hints = TraceHints()
+        self._opening: dict[Client, int] = {}  # Allocate start (ns), for the span
 
     # -- output dispatch -----------------------------------------------------------
     def dispatch(self, outputs: list[Output]) -> None:
@@ -166,8 +177,11 @@ class Worker:
         return None
 
     def _open_relay(self, request: OpenRelay) -> None:
+        if self.hints is not None:
+            self._opening[request.client] = time.time_ns()
         sock = self._bind_relay()
         if sock is None:
+            self._opening.pop(request.client, None)
             self.dispatch(self.server.relay_failed(request.client, time.time()))
             return
         task = asyncio.ensure_future(self._attach_relay(request.client, sock))
@@ -183,10 +197,28 @@ class Worker:
             )
         except OSError:
             sock.close()
+            self._opening.pop(client, None)
             self.dispatch(self.server.relay_failed(client, time.time()))
             return
         self.relays[relayed] = transport
         self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+        self._trace_allocation(client)
+
+    def _trace_allocation(self, client: Client) -> None:
+        """A `turn allocate` span in the join's trace, when rooms hinted this credential."""
+        started = self._opening.pop(client, None)
+        alloc = self.server.allocation_for(client)
+        if self.hints is None or started is None or alloc is None:
+            return
+        parent = traceparent_context(self.hints.traceparent_for(alloc.username,
+                                                                now=time.monotonic()))
+        if parent is None:
+            return
+        span = trace.get_tracer("parley.relay").start_span(
+            "turn allocate", context=parent, kind=SpanKind.SERVER, start_time=started,
+            attributes={"turn.transport": client.transport, "turn.worker": self.index},
+            record_exception=False)
+        span.end()
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -288,6 +320,10 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
         await self.start()
+        if self.hints is not None and self.settings.nats_url:
+            hints = asyncio.ensure_future(
+                follow_hints(self.settings.nats_url, self.settings.relay_id, self.hints))
+            self._tasks.add(hints)
         self.shared.worker_set(self.index, "ready", 1)
         while not self.stop.is_set():
             self.tick()
@@ -323,6 +359,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop installs its handlers
     _die_with_parent()
     setup_logging(settings.log_level, service="relay")
+    setup_tracing("relay", settings.otel_exporter)  # after the fork: the exporter's thread
     for extra in sockets.extra:
         extra.close()
     shared.worker_set(index, "pid", os.getpid())
@@ -333,4 +370,5 @@ def worker_main(
         uvloop.run(worker.run())
     except ImportError:
         asyncio.run(worker.run())
+    shutdown_tracing()  # multiprocessing ends a worker with os._exit: no atexit flush
     shared.worker_set(index, "stopped", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -31,6 +32,8 @@ from services.rooms.relaystats import RelayRegistryCollector
 from services.rooms.errorpages import html_or_json_error
 from services.rooms.routes import WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
+from services.rooms.turnprobe import run_probes
+from services.rooms.turnservers import TurnHealth
 
 log = logging.getLogger(__name__)
 BUNDLED_WEB = Path(__file__).resolve().parents[2] / "web"
@@ -51,6 +54,14 @@ class RoomsContext:
     limiter: RateLimiter
     web_dir: Path
     turn_secret: SecretSource
+    turn_health: TurnHealth
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: RoomsSettings | None = None) -> FastAPI:
@@ -76,6 +87,14 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             collector = RelayRegistryCollector(registry)
             REGISTRY.register(collector)
             stack.callback(REGISTRY.unregister, collector)
+            health = TurnHealth(settings.external_turn())
+            if health.servers:
+                probes = asyncio.create_task(run_probes(
+                    health, interval=settings.turn_probe_interval,
+                    timeout=settings.turn_probe_timeout))
+                stack.push_async_callback(_cancelled, probes)
+                log.info("%d external TURN server(s), probed every %.0f s",
+                         len(health.servers), settings.turn_probe_interval)
             app.state.ctx = RoomsContext(
                 settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
                 redis=redis, rooms=RoomState(redis, join_grace=settings.join_grace),
@@ -85,6 +104,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
                 turn_secret=SecretSource(
                     value=settings.turn_secret.get_secret_value() if settings.turn_secret else "",
                     path=settings.turn_secret_file),
+                turn_health=health,
             )
             log.info("rooms ready")
             yield

@@ -22,8 +22,9 @@ from services.common.publicurl import hostname, page_url, relay_host, websocket_
 from services.common.roomnames import RoomNameError, normalize, random_name
 from services.common.roomstate import NotOwner, OwnerAbsent, RoomFull, RoomLocked
 from services.common.tokens import TokenError, issue_join_token, verify_join_token
-from services.rooms.bus import announce_lock, announce_membership
+from services.rooms.bus import announce_lock, announce_membership, hint_relay_trace
 from services.rooms.relays import ice_servers_for
+from services.rooms.turnservers import ice_entries
 
 log = logging.getLogger(__name__)
 JOINS = Counter("parley_rooms_joins_total", "Join attempts by result.", ["result"])
@@ -169,7 +170,8 @@ async def readyz(request: Request) -> JSONResponse:
         checks["redis"] = False
     ok = all(checks.values())
     relays = len(ctx.relays.live(now=time.time()))
-    return JSONResponse({"ready": ok, **checks, "relays": relays},
+    extra = {"turn_servers_up": len(ctx.turn_health.up())} if ctx.turn_health.servers else {}
+    return JSONResponse({"ready": ok, **checks, "relays": relays, **extra},
                         status_code=200 if ok else 503)
 
 
@@ -233,9 +235,13 @@ async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinRe
     ice_servers: list[dict[str, Any]]
     turn_secret = ctx.turn_secret.get()
     relay = await _relay_for_room(ctx, rk, now) if turn_secret else None
+    # external TURN servers (an existing coturn) that pass their probe, for every room
+    external = ice_entries(ctx.turn_health.up(), ttl=s.turn_credential_ttl, now=now)
     if relay is None:
-        warnings.append(NO_RELAY_WARNING)
-        ice_servers = ice_servers_for(None, username="", credential="", stun_urls=s.stun_urls)
+        if not external:
+            warnings.append(NO_RELAY_WARNING)
+        ice_servers = ice_servers_for(None, username="", credential="",
+                                      stun_urls=[] if external else s.stun_urls)
     else:
         cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
         ice_servers = ice_servers_for(
@@ -244,6 +250,8 @@ async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinRe
             host=relay_host(relay.public_host, _local_address(request), client=ip,
                             fallback=hostname(s.public_url)),
         )
+        await hint_relay_trace(ctx.bus, relay.relay_id, cred.username)
+    ice_servers += external
     token = issue_join_token(
         ctx.token_key, room=room, room_key=rk, peer_id=peer_id,
         owner=joined.owner_key is not None, ttl=s.join_token_ttl, now=now,

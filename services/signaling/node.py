@@ -22,6 +22,9 @@ from collections import deque
 from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -29,6 +32,7 @@ from services.common.clientaddr import client_address
 from services.common.messages import MembershipEvent, RoomLockEvent
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
+from services.common.telemetry import private_span, traceparent_context
 from services.signaling import metrics as m
 from services.signaling import protocol as p
 from services.signaling.bus import PubSub, RoomBus
@@ -58,6 +62,8 @@ TICK_SECONDS: Final[float] = 1.0
 HEARTBEAT_SLICE: Final[int] = 200  # rooms per Redis pipeline
 FLUSH_SECONDS: Final[float] = 1.0  # how long a closing socket may take to write its close
 MAX_MEMBERSHIP_EVENT_BYTES: Final[int] = 1024
+_tracer = trace.get_tracer("parley.signaling")
+
 # What rooms publishes on a room's members subject: slot changes and lock changes.
 _ROOM_EVENT: Final[TypeAdapter[MembershipEvent | RoomLockEvent]] = TypeAdapter(
     MembershipEvent | RoomLockEvent)
@@ -79,6 +85,7 @@ class Connection:
         self.close_with: tuple[int, str] | None = None
         self.writer: asyncio.Task[None] | None = None
         self.close_sent = False
+        self.trace: otel_context.Context | None = None  # the join's span, once it carried one
 
     def offer(self, frame: str) -> bool:
         """Queue a frame without waiting; a socket too slow to keep up is dropped (1013)."""
@@ -263,13 +270,28 @@ class Node:
                     m.ERRORS.labels(eff.error).inc()
                 conn.offer(eff.frame)
             elif isinstance(eff, Publish):
-                await self._publish(conn, session, eff)
+                if conn.trace is None:
+                    await self._publish(conn, session, eff)
+                    continue
+                with private_span(_tracer, "signaling publish", context=conn.trace,
+                                  attributes={"parley.message.type": eff.type}):
+                    await self._publish(conn, session, eff)
             elif isinstance(eff, Close):
                 if eff.code >= p.CloseCode.BAD_JOIN:  # refused: one line with the reason
                     log.info("socket refused (%d): %s", eff.code, eff.reason)
                 conn.request_close(eff.code, eff.reason)
             elif isinstance(eff, Authorize):
-                await self._join(conn, session, eff)
+                parent = traceparent_context(eff.traceparent)
+                if parent is None:
+                    await self._join(conn, session, eff)
+                    continue
+                # the browser's join trace: this join and what the socket sends later
+                with private_span(_tracer, "signaling join", context=parent,
+                                  kind=SpanKind.SERVER,
+                                  attributes={"parley.resume": eff.resume is not None}) as span:
+                    # later publishes join it only while it is recorded (an exporter is on)
+                    conn.trace = trace.set_span_in_context(span) if span.is_recording() else None
+                    await self._join(conn, session, eff)
             elif isinstance(eff, Depart):
                 await self._depart(conn, session)
 
@@ -398,6 +420,10 @@ class Node:
             log.warning("dropped a bus message that is not ours")
             return
         delivery = self.hub.deliver(rk, header, frame)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("parley.delivered", delivery.delivered)
+            span.set_attribute("parley.message.type", delivery.type)
         if delivery.delivered:
             m.MESSAGES_OUT.labels(delivery.type).inc(delivery.delivered)
             m.FANOUT.observe(max(0.0, time.time() - header.sent))

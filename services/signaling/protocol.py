@@ -169,6 +169,9 @@ class Join(_Wire):
     room: str = Field(min_length=1, max_length=MAX_ROOM_LENGTH)
     resume: ResumeRequest | None = None
     media: MediaState | None = None  # optional initial media state (addition to the draft)
+    # the join's W3C traceparent (the one the browser sent rooms): its spans join that trace;
+    # anything but a well-formed version-00 value is ignored
+    traceparent: str | None = Field(default=None, max_length=64)
 
 
 class Signal(_Wire):

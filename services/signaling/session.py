@@ -76,6 +76,7 @@ class Authorize:
     claims: JoinClaims
     resume: p.ResumeRequest | None
     media: p.MediaState
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ class Session:
         except JoinRejected as exc:
             return self.reject(exc)
         self.state = State.JOINING
-        return [Authorize(claims, msg.resume, msg.media or p.MediaState())]
+        return [Authorize(claims, msg.resume, msg.media or p.MediaState(), msg.traceparent)]
 
     def _joined(self, msg: p.ClientMessage, now: float) -> list[Effect]:
         me = self.peer_id

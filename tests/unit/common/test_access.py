@@ -49,7 +49,9 @@ def test_nats_grants_every_user_subscribes_to_its_own_inbox_only() -> None:
 def test_nats_grants_relay_id_limits_the_relay_to_its_own_subjects() -> None:
     relay = access.nats_grants(relay_id="r-1")["relay"]
     assert relay.publish == ("parley.relay.heartbeat.r-1",)
-    assert relay.subscribe == ("parley.relay.control.r-1", "_INBOX.relay.>")
+    # its own control requests and its own trace hints (from rooms), nothing else
+    assert relay.subscribe == ("parley.relay.control.r-1", "parley.relay.trace.r-1",
+                               "_INBOX.relay.>")
     assert access.nats_grants(relay_id="r-1")["operator"].publish == ("parley.relay.control.*",)
 
 
