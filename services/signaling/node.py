@@ -313,7 +313,7 @@ class Node:
             peer_id=peer, resume_key=key, ping_interval=self.settings.ping_interval,
             resumed=resumed, peers=[p.PeerInfo(peer_id=pid, media=rec.media)
                                     for pid, rec in snap.items() if pid != peer],
-            pending=sorted(pending))
+            pending=sorted(pending), locked=await self.roomstate.is_locked(rk))
         conn.release(first=p.encode(welcome))
         if resumed:  # close the socket it replaces, on whichever replica holds it
             header = BusHeader(kind="kick", src=peer, to=peer, conn=conn.conn_id, type="kick",
