@@ -185,7 +185,8 @@ TRACK_SOCKETS_SCRIPT: Final[str] = """(() => {
 })()"""
 
 #: Keep every WebSocket in `window.__sockets`; while `window.__blockSockets` is true, new
-#: ones go to a dead port (the server stays unreachable for this page: a gap held open).
+#: ones go to a dead port (the server stays unreachable for this page: a gap held open);
+#: `window.__lastClose` is when one last closed (Date.now()).
 BLOCK_SOCKETS_SCRIPT: Final[str] = """(() => {
   const Native = window.WebSocket;
   window.__sockets = [];
@@ -194,6 +195,7 @@ BLOCK_SOCKETS_SCRIPT: Final[str] = """(() => {
     constructor(url, ...rest) {
       super(window.__blockSockets ? "ws://127.0.0.1:9/" : url, ...rest);
       window.__sockets.push(this);
+      this.addEventListener("close", () => { window.__lastClose = Date.now(); });
     }
   };
 })()"""

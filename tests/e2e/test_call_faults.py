@@ -221,10 +221,11 @@ def test_call_signaling_replica_killed_peers_resume_and_resync(
     stack.kill(now_on)
     _resumed(b, sockets)
     back = time.time() - killed_at
+    closed = float(b.evaluate("() => window.__lastClose")) / 1000 - killed_at
     assert b.evaluate("() => window.parley.peerId()") == b_id
     ui.button(owner, "Unmute").click()
     expect(b.locator(f"{tile} .pill.muted")).to_be_hidden(timeout=10_000)
     _say(capsys, f"signalling replica SIGKILLed mid-call (direct, 2 replicas): the page "
-         f"signals again {back:.1f} s after the kill (resumed, same peer id); media never "
-         "stopped")
+         f"signals again {back:.1f} s after the kill (its socket closed after {closed:.1f} s; "
+         "resumed, same peer id); media never stopped")
     assert back < RECOVERY_LIMIT
