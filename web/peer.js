@@ -12,6 +12,7 @@ const OFFER_WAIT_MS = 3000; // how long the non-initiator waits for the first of
 const WATCHDOG_MS = 12_000; // restart ICE if still not connected this long after a start
 const MAX_PENDING_CANDIDATES = 200;
 const REFRESH_POLL_MS = 1000; // while disconnected via a relay: ask rooms again this often
+const POLITE_MOVE_WAIT_MS = 1500; // the polite side's wait for the other's restart offer
 const MAX_ICE_LOG = 50;
 
 /** The TURN URLs of an RTCConfiguration's iceServers, as one comparable string. */
@@ -319,27 +320,33 @@ export class PeerLink extends Emitter {
   /**
    * ICE failed or is disconnected on a relayed connection: ask rooms for fresh ICE servers
    * (again every second while it lasts). When they name another relay (rooms saw ours stop
-   * answering), restart at once: the impolite side does, the polite one answers its offer
-   * with the new relay too. Otherwise restart after the usual grace, with fresh credentials.
+   * answering), restart at once: the impolite side does; the polite one gives the other's
+   * restart offer (which it answers on the new relay too) 1.5 s to come, since the other
+   * side may not have noticed yet. Otherwise restart after the usual grace, with fresh
+   * credentials.
    */
   async _recover() {
     if (this._recovering) return;
     this._recovering = true;
     const began = Date.now();
+    let movedAt = null;
     const troubled = () => ["failed", "disconnected"].includes(this.pc.iceConnectionState);
     try {
       while (!this._closed && troubled()) {
         await this._refreshIce().catch(() => {}); // rooms unreachable: restart all the same
         if (this._closed || !troubled()) return;
+        // (answering the other side's restart offer gathers on the new relay: not "moved")
         const moved = turnUrls(this.pc.getConfiguration().iceServers) !== this._gatheredWith;
+        movedAt = moved ? movedAt ?? Date.now() : null;
         const grace = (this.pc.iceConnectionState === "failed" ? 0 : DISCONNECTED_GRACE_MS) +
           (this.polite ? RESTART_BACKOFF_MS : 0);
-        if ((moved && !this.polite) || Date.now() - began >= grace) {
+        if ((moved && (!this.polite || Date.now() - movedAt >= POLITE_MOVE_WAIT_MS)) ||
+            Date.now() - began >= grace) {
           console.info(`parley: ICE to ${this.remoteId} ${moved ? "moves to another relay" : "restarts"}`);
           this.restartIce();
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS));
+        await new Promise((resolve) => setTimeout(resolve, moved ? 250 : REFRESH_POLL_MS));
       }
     } finally {
       this._recovering = false;
