@@ -195,7 +195,14 @@ BLOCK_SOCKETS_SCRIPT: Final[str] = """(() => {
     constructor(url, ...rest) {
       super(window.__blockSockets ? "ws://127.0.0.1:9/" : url, ...rest);
       window.__sockets.push(this);
-      this.addEventListener("close", () => { window.__lastClose = Date.now(); });
+      const n = window.__sockets.length;
+      window.__socketLog = window.__socketLog || [];
+      window.__socketLog.push([Date.now(), n, "new"]);
+      this.addEventListener("open", () => window.__socketLog.push([Date.now(), n, "open"]));
+      this.addEventListener("close", (e) => {
+        window.__lastClose = Date.now();
+        window.__socketLog.push([Date.now(), n, `close ${e.code}`]);
+      });
     }
   };
 })()"""

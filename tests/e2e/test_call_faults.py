@@ -240,10 +240,13 @@ def test_call_signaling_replica_killed_peers_resume_and_resync(
     _resumed(b, sockets)
     back = time.time() - killed_at
     closed = float(b.evaluate("() => window.__lastClose")) / 1000 - killed_at
+    sockets_log = [(round(t / 1000 - killed_at, 2), n, what) for t, n, what in
+                   b.evaluate("() => window.__socketLog") if t / 1000 >= killed_at - 1]
     assert b.evaluate("() => window.parley.peerId()") == b_id
     ui.button(owner, "Unmute").click()
     expect(b.locator(f"{tile} .pill.muted")).to_be_hidden(timeout=10_000)
     _say(capsys, f"signalling replica SIGKILLed mid-call (direct, 2 replicas): the page "
          f"signals again {back:.1f} s after the kill (its socket closed after {closed:.1f} s; "
-         "resumed, same peer id); media never stopped")
+         "resumed, same peer id); media never stopped"
+         + (f"; sockets {sockets_log}" if back > 2 else ""))
     assert back < RECOVERY_LIMIT
