@@ -90,7 +90,7 @@ export class Call extends Emitter {
     this._offMedia = media.on("change", (tracks) => this._onLocalChange(tracks));
     this._iceRefresh = null; // {at, promise}: the last fetch of fresh ICE servers
     this._nextChatId = chatIdMaker();
-    this._unacked = new Map(); // my chat line id -> text, until the server acknowledges it
+    this._unacked = new Map(); // my chat line id -> {text, sent}, until the server acks it
     this._seenChat = new Set(); // `${from} ${id}` of lines shown, oldest first
   }
 
@@ -141,9 +141,9 @@ export class Call extends Emitter {
     const clean = String(text).trim().slice(0, CHAT_MAX);
     if (!clean || !this.signaling || this.ended) return false;
     const id = this._nextChatId();
-    this._unacked.set(id, clean);
     // While the socket is away the line waits (sent after the resume): shown as "not sent".
     const queued = this.signaling.state !== "open";
+    this._unacked.set(id, { text: clean, sent: !queued });
     this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true, queued, id });
     if (!queued) this.signaling.send({ type: "chat", text: clean, id });
     return true;
@@ -328,15 +328,18 @@ export class Call extends Emitter {
 
   /**
    * After a welcome: my lines the server did not acknowledge go again (same ids: a line
-   * that did reach the room before the socket dropped is shown once); as a new participant
-   * they cannot (they may have reached the room under my old id): "not sent", with Retry.
+   * that did reach the room before the socket dropped is shown once). As a new participant,
+   * a line already written to a socket cannot (it may have reached the room under my old
+   * id): "not sent", with Retry; one that never left the page goes now.
    */
   _resendChat() {
     const newcomer = this._sentAs !== undefined && this._sentAs !== this.peerId;
-    for (const [id, text] of [...this._unacked]) {
-      if (newcomer || !this.signaling.send({ type: "chat", text, id })) {
+    for (const [id, line] of [...this._unacked]) {
+      if ((newcomer && line.sent) || !this.signaling.send({ type: "chat", text: line.text, id })) {
         this._unacked.delete(id);
-        this.emit("chat-failed", { id, text });
+        this.emit("chat-failed", { id, text: line.text });
+      } else {
+        line.sent = true;
       }
     }
     this._sentAs = this.peerId;
@@ -413,7 +416,7 @@ export class Call extends Emitter {
     // "ended": the call is over for me; the others did not leave (no "X left." for them).
     for (const id of [...this.peers.keys()]) this._removePeer(id, "ended");
     this.media.stop();
-    for (const [id, text] of this._unacked) this.emit("chat-failed", { id, text });
+    for (const [id, { text }] of this._unacked) this.emit("chat-failed", { id, text });
     this._unacked.clear();
     this.emit("ended", { reason, message });
   }

@@ -186,12 +186,25 @@ TRACK_SOCKETS_SCRIPT: Final[str] = """(() => {
 
 #: Keep every WebSocket in `window.__sockets`; while `window.__blockSockets` is true, new
 #: ones go to a dead port (the server stays unreachable for this page: a gap held open);
-#: `window.__lastClose` is when one last closed (Date.now()).
+#: `window.__lastClose` is when one last closed (Date.now()), `window.__socketLog` what
+#: each did; while `window.__badResume` is true, a resume presents a wrong key (it fails);
+#: while `window.__dropChat` is true, chat frames vanish unsent (a socket as it dies).
 BLOCK_SOCKETS_SCRIPT: Final[str] = """(() => {
   const Native = window.WebSocket;
   window.__sockets = [];
   window.__blockSockets = false;
+  window.__badResume = false;
+  window.__dropChat = false;
   window.WebSocket = class extends Native {
+    send(data) {
+      if (window.__dropChat && typeof data === "string" && data.includes('"chat"')) return;
+      if (window.__badResume && typeof data === "string" && data.includes('"resume"')) {
+        const msg = JSON.parse(data);
+        if (msg.type === "join" && msg.resume) msg.resume.key = "not-the-key";
+        data = JSON.stringify(msg);
+      }
+      return super.send(data);
+    }
     constructor(url, ...rest) {
       super(window.__blockSockets ? "ws://127.0.0.1:9/" : url, ...rest);
       window.__sockets.push(this);

@@ -250,3 +250,41 @@ def test_call_signaling_replica_killed_peers_resume_and_resync(
          "resumed, same peer id); media never stopped"
          + (f"; sockets {sockets_log}" if back > 2 else ""))
     assert back < RECOVERY_LIMIT
+
+
+def test_call_chat_of_a_page_back_as_new_participant_is_marked_not_sent_with_retry(
+        faults_stack: Stack, new_page: NewPage) -> None:
+    owner, b = new_page(), new_page()
+    b.add_init_script(ui.BLOCK_SOCKETS_SCRIPT)
+    room_url = ui.start_call(owner, faults_stack.url)
+    owner_id = ui.join(owner)
+    b_id = ui.join(b, room_url)
+    ui.wait_for_video_from(b, owner_id)
+    ui.button(b, "Chat").click()
+    # A line goes out on a socket as it dies (no ack), the socket drops, a second line is
+    # typed meanwhile, and the resume fails: B comes back as a new participant. The first
+    # line may or may not have reached the room under the old id; the second never left.
+    b.evaluate("() => { window.__dropChat = true; }")
+    b.get_by_label("Message").fill("maybe lost")
+    b.get_by_label("Message").press("Enter")
+    b.evaluate("""() => { window.__dropChat = false; window.__blockSockets = true;
+                          window.__badResume = true; window.__sockets.at(-1).close(); }""")
+    b.wait_for_function("() => window.parley.info().signalingState === 'reconnecting'",
+                        timeout=10_000)
+    b.get_by_label("Message").fill("typed while away")
+    b.get_by_label("Message").press("Enter")
+    b.evaluate("() => { window.__blockSockets = false; }")
+    b.wait_for_function("(old) => ![null, old].includes(window.parley.peerId())", arg=b_id,
+                        timeout=RECOVERY_LIMIT * 1000)
+    lost, away = b.locator(".msg.mine").nth(0), b.locator(".msg.mine").nth(1)
+    expect(lost).to_contain_text("not sent")
+    retry = b.get_by_role("button", name="Send again: maybe lost")
+    expect(retry).to_be_visible()
+    expect(away).not_to_contain_text("not sent")
+    ui.button(owner, "Chat, 1 unread").click()
+    expect(owner.locator(".msg .text")).to_have_text(["typed while away"])
+
+    retry.click()
+    expect(owner.locator(".msg .text")).to_have_text(["typed while away", "maybe lost"])
+    expect(b.locator(".msg.mine")).to_have_count(2)
+    expect(b.locator(".msg.mine").last).not_to_contain_text("not sent")
