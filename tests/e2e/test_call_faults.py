@@ -101,6 +101,13 @@ def test_call_relay_killed_media_resumes_through_the_other_relay(
     for page, other in ((a, b_id), (b, a_id)):
         ui.wait_for_video_from(page, other)
         assert page.evaluate("() => window.parley.info().iceTransportPolicy") == "relay"
+    # the page's pure helpers: which relays a configuration names, and a restart's mark
+    assert a.evaluate("""async () => { const m = await import("/static/peer.js");
+        return [m.turnUrls([{urls: ["stun:h:1", "turn:h:2?transport=udp"]},
+                            {urls: "turns:h:3?transport=tcp"}]),
+                m.iceUfrag("v=0\\r\\na=ice-ufrag:Ab+1\\r\\na=ice-pwd:x\\r\\n"),
+                m.iceUfrag("v=0\\r\\n")]; }""") == [
+        "turn:h:2?transport=udp turns:h:3?transport=tcp", "Ab+1", None]
     relays = {name: int(str(c["turn_port"])) for name, c in stack.children().items()
               if name.startswith("relay-")}
     assert len(relays) == 2, relays
