@@ -1,4 +1,5 @@
-// Rooms API: the few same-origin HTTP calls the client makes (config, create, join, lock, leave).
+// Rooms API: the few same-origin HTTP calls the client makes (config, create, join, lock,
+// leave, fresh ICE servers).
 
 /** An HTTP answer other than success, with the status and the server's `detail`. */
 export class ApiError extends Error {
@@ -88,3 +89,10 @@ export const unlockRoom = (name, ownerKey) =>
 /** POST /api/rooms/{name}/leave; `keepalive` so it still goes out while the page unloads. */
 export const leaveRoom = (name, token) =>
   request("POST", `${roomPath(name)}/leave`, { token }, { keepalive: true });
+
+/**
+ * POST /api/rooms/{name}/ice: fresh ICE servers (the room's relay, moved off a relay that
+ * stopped answering, with new TURN credentials) for a member whose ICE failed.
+ */
+export const freshIceServers = (name, token) =>
+  request("POST", `${roomPath(name)}/ice`, { token });

@@ -98,19 +98,21 @@ def _inbox(service: str) -> str:
     return f"{subjects.inbox_prefix(service)}.>"
 
 
-def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str, NatsGrant]:
+def nats_grants(*, relay_id: str | Sequence[str] | None = None,
+                admin: bool = False) -> dict[str, NatsGrant]:
     """Every service's NATS permissions.
 
     Args:
-        relay_id: when the stack has one known relay (`parley dev`), limit the relay user to
-            that relay's heartbeat and control subjects; else any relay's (the chart, whose
-            relays come and go under the operator).
+        relay_id: when the stack's relays are known (`parley dev`: one id, or several with
+            `--relays N`), limit the relay user to their heartbeat and control subjects;
+            else any relay's (the chart, whose relays come and go under the operator).
         admin: add the `admin` user that may do anything (`parley dev` and its tests only).
     """
     diag_keys, diag_pubkeys = subjects.DIAG_KEYS_BUCKET, subjects.DIAG_PUBKEYS_BUCKET
-    heartbeat = subjects.relay_heartbeat(relay_id) if relay_id else subjects.RELAY_HEARTBEATS
-    control = subjects.relay_control(relay_id) if relay_id else subjects.RELAY_CONTROLS
-    traces = subjects.relay_trace(relay_id) if relay_id else subjects.RELAY_TRACES
+    ids = (relay_id,) if isinstance(relay_id, str) else tuple(relay_id or ())
+    heartbeat = tuple(map(subjects.relay_heartbeat, ids)) or (subjects.RELAY_HEARTBEATS,)
+    control = tuple(map(subjects.relay_control, ids)) or (subjects.RELAY_CONTROLS,)
+    traces = tuple(map(subjects.relay_trace, ids)) or (subjects.RELAY_TRACES,)
     return {
         # appends diagnostic records (never reads them back) sealed to the day's public key,
         # makes a day's key pair (writes the private key, never reads one), announces slot
@@ -131,8 +133,8 @@ def nats_grants(*, relay_id: str | None = None, admin: bool = False) -> dict[str
         ),
         # its own heartbeat out, its own control requests and trace hints in
         "relay": NatsGrant(
-            publish=(heartbeat,),
-            subscribe=(control, traces, _inbox("relay")),
+            publish=heartbeat,
+            subscribe=(*control, *traces, _inbox("relay")),
         ),
         # the beacon stream and its durable consumer
         "metrics": NatsGrant(
@@ -205,7 +207,8 @@ def _list(items: Sequence[str]) -> str:
     return "[" + ", ".join(f'"{s}"' for s in items) + "]"
 
 
-def render_nats_authorization(*, relay_id: str | None = None, admin: bool = False) -> str:
+def render_nats_authorization(*, relay_id: str | Sequence[str] | None = None,
+                              admin: bool = False) -> str:
     """The `authorization { users = [...] }` block; passwords are `$PARLEY_NATS_PASSWORD_*`."""
     lines = ["authorization {", "  users = ["]
     for user, g in nats_grants(relay_id=relay_id, admin=admin).items():

@@ -153,10 +153,18 @@ class Gateway:
             await writer.drain()
 
     async def _connect(self, route: Route) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        host, _, port = route.next_upstream().rpartition(":")
-        return await asyncio.wait_for(
-            asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_HEAD),
-            self.limits.connect_timeout)
+        """A connection to the route's next upstream; one that refuses (a signalling replica
+        that died and is not back yet) passes the request to the next one."""
+        for attempt in range(len(route.upstreams)):
+            host, _, port = route.next_upstream().rpartition(":")
+            try:
+                return await asyncio.wait_for(
+                    asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_HEAD),
+                    self.limits.connect_timeout)
+            except ConnectionRefusedError:
+                if attempt == len(route.upstreams) - 1:
+                    raise
+        raise ConnectionRefusedError("no upstream")
 
     # --- plain HTTP ----------------------------------------------------------------------
 

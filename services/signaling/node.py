@@ -330,14 +330,17 @@ class Node:
         for gone in await self.presence.reap(rk, now=now):
             await self._announce_left(rk, gone, "timeout")
         snap = await self.presence.snapshot(rk, now=now)
-        pending = [pid for pid in await self.roomstate.members(rk, now=now)
-                   if pid not in snap and pid != peer]
+        members = await self.roomstate.members(rk, now=now)
+        # a peer that left through rooms while its socket was away keeps its presence until
+        # the reaper; its slot is gone, and a welcome (a resume) must not list it
+        snap = {pid: rec for pid, rec in snap.items() if pid in members or pid == peer}
+        pending = [pid for pid in members if pid not in snap and pid != peer]
         self.hub.sync_view(rk, {pid: rec.media for pid, rec in snap.items()}, pending)
         welcome = p.Welcome(
             peer_id=peer, resume_key=key, ping_interval=self.settings.ping_interval,
             resumed=resumed, peers=[p.PeerInfo(peer_id=pid, media=rec.media)
                                     for pid, rec in snap.items() if pid != peer],
-            pending=sorted(pending))
+            pending=sorted(pending), locked=await self.roomstate.is_locked(rk))
         conn.release(first=p.encode(welcome))
         if resumed:  # close the socket it replaces, on whichever replica holds it
             header = BusHeader(kind="kick", src=peer, to=peer, conn=conn.conn_id, type="kick",

@@ -234,8 +234,13 @@ class Session:
                                     screen=media.screen, name=msg.name)
             return [Publish(p.encode(out_m), "media-state", media=media)]
         if isinstance(msg, p.Chat):
-            out_c = p.ChatOut.model_construct(from_=me, text=msg.text, at=round(now, 3))
-            return [Publish(p.encode(out_c), "chat")]
+            out_c = p.ChatOut.model_construct(from_=me, text=msg.text, at=round(now, 3),
+                                              id=msg.id)
+            if msg.id is None:
+                return [Publish(p.encode(out_c), "chat")]
+            # acknowledged once published: a line without its ack is sent again on resume
+            return [Publish(p.encode(out_c), "chat"),
+                    Send(p.encode(p.ChatAck(id=msg.id)))]
         if isinstance(msg, p.Leave):
             self.departed = True
             return [Depart(), *self._close(p.CloseCode.NORMAL, "bye")]

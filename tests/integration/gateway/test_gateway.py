@@ -246,3 +246,23 @@ def test_gateway_cli_bad_options_one_line(args: list[str], message: str) -> None
     done = subprocess.run([sys.executable, "-m", "services", "gateway", *args],
                           capture_output=True, text=True, timeout=60, check=False)
     assert (done.returncode, done.stderr.strip()) == (2, message)
+
+
+async def test_gateway_dead_upstream_passes_to_the_next() -> None:
+    """Two signalling replicas, one dead (killed, not back yet): every connection reaches
+    the live one instead of failing every other time."""
+    live = free_port()
+    server = await serve(ws_echo, "127.0.0.1", live)
+    table = RouteTable.ingress({"signaling": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{live}"],
+                                "rooms": [f"127.0.0.1:{free_port()}"]})
+    port = free_port()
+    gateway = await Gateway(table, trusted=[]).start("127.0.0.1", port)
+    try:
+        for _ in range(3):
+            async with connect(f"ws://127.0.0.1:{port}/ws",
+                               additional_headers={"Origin": "http://127.0.0.1"}) as ws:
+                await ws.send("hi")
+                assert (await asyncio.wait_for(ws.recv(), 5)).startswith("echo hi")
+    finally:
+        gateway.close()
+        server.close()

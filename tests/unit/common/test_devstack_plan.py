@@ -83,3 +83,31 @@ def test_dev_external_turn_refuses_a_bad_url_or_no_secret(monkeypatch: Any) -> N
     assert bad.exit_code == 2 and "--external-turn: not a turn:" in bad.output
     unsecret = runner.invoke(app, ["dev", "--external-turn", "turn:turn.example.org"])
     assert unsecret.exit_code == 2 and "needs its secret" in unsecret.output
+
+
+def test_devstack_several_relays_each_with_own_ports_and_name() -> None:
+    infra: Any = SimpleNamespace(url="nats://127.0.0.1:1")
+    redis: Any = SimpleNamespace(url="redis://127.0.0.1:2/0")
+    relays = [c for c in DevStack(relays=2).plan(infra, redis) if c.name.startswith("relay")]
+    assert [c.name for c in relays] == ["relay-1", "relay-2"]
+    listens = {_option(c.argv, "--listen") for c in relays}
+    sides = {_option(c.argv, "--http-port") for c in relays}
+    assert len(listens) == 2 and len(sides) == 2
+    assert [c.info["turn_port"] for c in relays] == [
+        int(_option(c.argv, "--listen").rsplit(":", 1)[1]) for c in relays]
+    assert all(_option(c.argv, "--heartbeat-interval") == "1.0" for c in relays)
+
+
+def test_devstack_several_relays_with_fixed_ports_take_the_next_ones() -> None:
+    infra: Any = SimpleNamespace(url="nats://127.0.0.1:1")
+    redis: Any = SimpleNamespace(url="redis://127.0.0.1:2/0")
+    relays = [c for c in DevStack(relays=3, relay_port=3478).plan(infra, redis)
+              if c.name.startswith("relay")]
+    assert [c.info["turn_port"] for c in relays] == [3478, 3479, 3480]
+
+
+def test_dev_relay_ids_follow_child_names() -> None:
+    from services.common.authinfra import dev_relay_id
+
+    assert dev_relay_id("relay") == "dev-relay"
+    assert dev_relay_id("relay-2") == "dev-relay-2"
