@@ -118,4 +118,5 @@ def test_nats_grants_several_relay_ids_each_own_subjects() -> None:
     relay = access.nats_grants(relay_id=["r-1", "r-2"])["relay"]
     assert relay.publish == ("parley.relay.heartbeat.r-1", "parley.relay.heartbeat.r-2")
     assert relay.subscribe == ("parley.relay.control.r-1", "parley.relay.control.r-2",
+                               "parley.relay.trace.r-1", "parley.relay.trace.r-2",
                                "_INBOX.relay.>")
