@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from services.common import redisclient
 from services.common.bus import NatsBus
 from services.common.credentials import SecretSource
 from services.common.diaglog import DiagLog
+from services.common.diagoutbox import DiagOutbox
 from services.common.httpapp import add_private_middleware, openapi_url, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import health_router, metrics_router
@@ -45,7 +47,7 @@ class RoomsContext:
     redis: aioredis.Redis
     rooms: RoomState
     relays: RelayRegistry
-    diag: DiagLog
+    diag: DiagOutbox
     limiter: RateLimiter
     web_dir: Path
     turn_secret: SecretSource
@@ -69,12 +71,19 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             stack.push_async_callback(redis.aclose)
             diag = DiagLog(bus.js, hash_key=hash_key, retention_days=settings.retention_days)
             await diag.ensure(create=settings.diag_create)
+            outbox = DiagOutbox(diag)  # no record lost while NATS is away (fault 3)
+            retry = asyncio.get_running_loop().create_task(outbox.run())
+            stack.push_async_callback(outbox.close)
+            stack.callback(retry.cancel)
             registry = RelayRegistry(ttl=settings.relay_ttl)
             await follow_relays(bus, registry)
+            rooms = RoomState(redis, join_grace=settings.join_grace,
+                              recovery_grace=settings.redis_recovery_grace)
+            with contextlib.suppress(Exception):  # remember this Redis's epoch (fault 4)
+                await rooms.sync_epoch()
             app.state.ctx = RoomsContext(
                 settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
-                redis=redis, rooms=RoomState(redis, join_grace=settings.join_grace),
-                relays=registry, diag=diag,
+                redis=redis, rooms=rooms, relays=registry, diag=outbox,
                 limiter=RateLimiter(rate=settings.join_rate, burst=settings.join_burst),
                 web_dir=web_dir,
                 turn_secret=SecretSource(
