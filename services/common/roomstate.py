@@ -111,13 +111,13 @@ _RESTORE: Final[str] = """
 -- signalling puts back a live room after a loss: its meta (unless already back) and the
 -- members whose sockets it holds
 local members, meta = KEYS[1], KEYS[2]
-local until, idle, nmeta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local upto, idle, nmeta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if nmeta > 0 and redis.call('HEXISTS', meta, 'owner') == 0 then
   for i = 4, 3 + 2 * nmeta, 2 do redis.call('HSET', meta, ARGV[i], ARGV[i + 1]) end
 end
 for i = 4 + 2 * nmeta, #ARGV do
   local held = redis.call('ZSCORE', members, ARGV[i])
-  if held == false or tonumber(held) < until then redis.call('ZADD', members, until, ARGV[i]) end
+  if held == false or tonumber(held) < upto then redis.call('ZADD', members, upto, ARGV[i]) end
 end
 redis.call('EXPIRE', members, idle)
 redis.call('EXPIRE', meta, idle)
