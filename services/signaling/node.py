@@ -427,8 +427,7 @@ class Node:
             log.warning("dropped a malformed membership event")
             return
         if isinstance(event, RoomLockEvent):
-            self.hub.broadcast(rk, p.encode(p.RoomStateOut(locked=event.locked)))
-            self._spawn(self._refresh_meta([rk]))  # keep the lock as it is now
+            self._spawn(self._lock_changed(rk, locked=event.locked))
             return
         if event.event == "joined":
             if self.hub.add_pending(rk, event.peer_id):
@@ -530,6 +529,12 @@ class Node:
                 log.warning("membership renewal failed: %s", type(exc).__name__)
 
     # --- Redis lost its data -------------------------------------------------------------
+
+    async def _lock_changed(self, rk: str, *, locked: bool) -> None:
+        """Copy the room's new lock first, then tell its local sockets: a member who sees
+        the lock knows this replica would put it back after a loss."""
+        await self._refresh_meta([rk])
+        self.hub.broadcast(rk, p.encode(p.RoomStateOut(locked=locked)))
 
     async def _refresh_meta(self, rks: list[str]) -> None:
         """Keep a copy of these local rooms' meta (an empty read never replaces a copy)."""
