@@ -33,8 +33,8 @@ from services.common.redisclient import key
 DEFAULT_MEMBER_TTL: Final[float] = 60.0
 DEFAULT_JOIN_GRACE: Final[float] = 15.0
 DEFAULT_RECOVERY_GRACE: Final[float] = 15.0
-EPOCH_KEY: Final[str] = "parley:epoch"
-RECOVERING_KEY: Final[str] = "parley:recovering"
+EPOCH_KEY: Final[str] = "parley:room:epoch"  # under rooms' and signalling's ACL pattern
+RECOVERING_KEY: Final[str] = "parley:room:recovering"
 #: The meta fields signalling keeps a copy of, to put back after a loss.
 META_FIELDS: Final[tuple[str, ...]] = ("owner", "owner_peer", "owner_here", "locked", "pw",
                                        "relay")
