@@ -15,6 +15,9 @@ from bench.chaos.scenarios import BY_KEY, FAULTS, run_fault, stack_ready, wait_u
 from bench.chaos.table import Outcome, render, splice
 from tests.stack import Stack, start_stack
 
+#: Every probe comes from this machine's one address: let it be many people.
+STACK_ENV = {"PARLEY_JOIN_RATE": "50", "PARLEY_JOIN_BURST": "500", "PARLEY_METRICS_RATE": "50",
+             "PARLEY_METRICS_BURST": "500"}
 DOC = Path(__file__).resolve().parents[2] / "docs" / "resilience.md"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
@@ -25,7 +28,8 @@ CHROMIUM_ARGS = [
 
 def _stack(mode: str, relays: bool) -> Stack:
     extra = ["--relays", "2"] if relays else []
-    return start_stack(signaling_replicas=2, force_relay=mode == "relay-forced", extra=extra)
+    return start_stack(signaling_replicas=2, force_relay=mode == "relay-forced", extra=extra,
+                       env=STACK_ENV)
 
 
 def main(argv: list[str] | None = None) -> int:

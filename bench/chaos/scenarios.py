@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +40,8 @@ from tests.stack import Stack
 
 NATS_STOP_SECONDS: Final[float] = 5.0
 PASSWORD: Final[str] = "chaos-password"
+PROBE_EVERY: Final[float] = 0.7
+VERBOSE: bool = bool(os.environ.get("PARLEY_CHAOS_VERBOSE"))
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ def _inject(fault: Fault, run: _Run) -> Callable[[], bool]:
         run.call.lock(PASSWORD)
         old = processes.kill(stack, "redis")
         # healed once the room is put back: the stranger is refused as "locked", not 503
-        return lambda: processes.back(stack, "redis", old) and run.attack()
+        return lambda: processes.back(stack, "redis", old) and run.stranger.get(403, 0) > 0
     if fault.key == "rooms":
         old = processes.kill(stack, "rooms")
         return lambda: processes.back(stack, "rooms", old) and run.new_join()
@@ -247,15 +251,37 @@ def _inject(fault: Fault, run: _Run) -> Callable[[], bool]:
 def _measure(fault: Fault, run: _Run, *, bound: float, settle: float) -> Outcome:
     t0 = time.monotonic()
     healed = _inject(fault, run)
-    server_ok = False
-    since: float | None = None
-    while True:
-        now = time.monotonic() - t0
+    stop = threading.Event()
+    prober = threading.Thread(target=_probe_server, args=(fault, run, stop), daemon=True)
+    prober.start()
+    try:
+        since = _poll_call(run, t0, healed, bound=bound, settle=settle)
+    finally:
+        stop.set()
+        prober.join(timeout=30)
+    _after(fault, run, bound)
+    return Outcome(since, bound, run.saw + run.notes, run.failed)
+
+
+def _probe_server(fault: Fault, run: _Run, stop: threading.Event) -> None:
+    """At its own pace (a request may wait seconds on a frozen NATS): beacons and new joins
+    during fault 3, the stranger's attempts during fault 4."""
+    while not stop.wait(PROBE_EVERY):
         if fault.key == "nats":
             run.post_beacon()
             run.new_join()
         if fault.key == "redis":
             run.attack()
+
+
+def _poll_call(run: _Run, t0: float, healed: Callable[[], bool], *, bound: float,
+               settle: float) -> float | None:
+    """Seconds from t0 to the start of the working streak that lasted until `settle` after
+    the server healed; None if there was none within `bound`."""
+    healed_at: float | None = None
+    since: float | None = None
+    while True:
+        now = time.monotonic() - t0
         for what in run.call.seen():
             run.see(what)
         media = run.call.media_flows()
@@ -264,16 +290,17 @@ def _measure(fault: Fault, run: _Run, *, bound: float, settle: float) -> Outcome
             run.see("video froze")
         if not chat:
             run.see("chat not delivered")
-        server_ok = server_ok or healed()
+        if healed_at is None and healed():
+            healed_at = time.monotonic() - t0
+        if VERBOSE:
+            print(f"  t={now:5.1f}s media={media} chat={chat} healed={healed_at} "
+                  f"saw={run.call.seen()}", flush=True)
         since = (now if since is None else since) if media and chat else None
         end = time.monotonic() - t0
-        if since is not None and server_ok and end - since >= settle:
-            break
+        if since is not None and healed_at is not None and end - max(since, healed_at) >= settle:
+            return since
         if end > bound:
-            since = None
-            break
-    _after(fault, run, bound)
-    return Outcome(since, bound, run.saw + run.notes, run.failed)
+            return None
 
 
 def _after(fault: Fault, run: _Run, bound: float) -> None:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from redis.exceptions import RedisError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import redisclient
@@ -29,7 +31,7 @@ from services.rooms.bus import follow_relays
 from services.rooms.guard import ApiGuard
 from services.rooms.relays import RelayRegistry
 from services.rooms.errorpages import html_or_json_error
-from services.rooms.routes import WEB_CSP, api_router, web_router
+from services.rooms.routes import RECOVERING, WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,12 @@ class RoomsContext:
     limiter: RateLimiter
     web_dir: Path
     turn_secret: SecretSource
+
+
+async def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis away (restarting, unreachable): 503 and try again, never a 500 (fault 4)."""
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return JSONResponse({"detail": RECOVERING}, status_code=503, headers={"Retry-After": "2"})
 
 
 def create_app(settings: RoomsSettings | None = None) -> FastAPI:
@@ -103,6 +111,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     add_private_middleware(app, service="rooms", csp=WEB_CSP)
     # Browsers get an HTML page for a mistyped link; the JSON API keeps JSON.
     app.add_exception_handler(StarletteHTTPException, html_or_json_error)
+    app.add_exception_handler(RedisError, redis_unavailable)
     app.include_router(metrics_router())
     app.include_router(health_router())
     app.include_router(security_txt_router(settings.security_contact, settings.public_url))
