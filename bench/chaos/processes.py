@@ -70,10 +70,10 @@ def kill(stack: Stack, child: str) -> int:
     return pid
 
 
-def freeze_then_kill(stack: Stack, child: str, seconds: float) -> threading.Thread:
+def freeze_then_kill(stack: Stack, child: str, seconds: float) -> int:
     """SIGSTOP a child for `seconds`, then SIGKILL it (the stack starts it again).
 
-    Returns at once; the thread ends once the child is killed.
+    Returns its pid at once; a thread kills it later.
     """
     pid = pid_of(stack, child)
     if pid is None:
@@ -84,9 +84,8 @@ def freeze_then_kill(stack: Stack, child: str, seconds: float) -> threading.Thre
         time.sleep(seconds)
         kill_quietly(pid)
 
-    thread = threading.Thread(target=later, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=later, daemon=True).start()
+    return pid
 
 
 def kill_quietly(pid: int) -> None:

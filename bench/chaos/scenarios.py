@@ -232,10 +232,8 @@ def _inject(fault: Fault, run: _Run) -> Callable[[], bool]:
         old = processes.kill(stack, "signaling-1")
         return lambda: processes.back(stack, "signaling-1", old)
     if fault.key == "nats":
-        old = processes.pid_of(stack, "nats")
         run.diag_before, _ = stream_ids(stack, "PARLEY_DIAG")
-        processes.freeze_then_kill(stack, "nats", NATS_STOP_SECONDS)
-        assert old is not None
+        old = processes.freeze_then_kill(stack, "nats", NATS_STOP_SECONDS)
         return lambda: processes.back(stack, "nats", old) and stack_ready(stack)
     if fault.key == "redis":
         run.call.lock(PASSWORD)
