@@ -139,6 +139,25 @@ def room_relay_port(stack: Stack, room: str) -> int | None:
     return None
 
 
+def busiest_replica(stack: Stack) -> str:
+    """The signalling replica with the most open sockets (the one holding the call)."""
+    counts: dict[str, float] = {}
+    for name, url in stack.run_env().items():
+        if name.startswith("PARLEY_SIGNALING_") and name.endswith("_INTERNAL_URL"):
+            replica = name.removeprefix("PARLEY_").removesuffix("_INTERNAL_URL")
+            replica = replica.lower().replace("_", "-")
+            try:
+                with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except Exception:
+                continue
+            counts[replica] = next((float(ln.split()[-1]) for ln in text.splitlines()
+                                    if ln.startswith("parley_signaling_connections ")), 0.0)
+    if not counts:
+        raise RuntimeError("no signalling replica answers /metrics")
+    return max(sorted(counts), key=lambda r: counts[r])
+
+
 def stack_ready(stack: Stack) -> bool:
     """Every service's /readyz and the gateway's answer 200."""
     urls = [v for k, v in stack.run_env().items() if k.endswith("_INTERNAL_URL")]
@@ -229,8 +248,9 @@ def _inject(fault: Fault, run: _Run) -> Callable[[], bool]:
         old = processes.kill(stack, f"relay:{port}")
         return lambda: stack_ready(stack) and old not in processes.children(stack)
     if fault.key == "signaling":
-        old = processes.kill(stack, "signaling-1")
-        return lambda: processes.back(stack, "signaling-1", old)
+        replica = busiest_replica(stack)
+        old = processes.kill(stack, replica)
+        return lambda: processes.back(stack, replica, old)
     if fault.key == "nats":
         run.diag_before, _ = stream_ids(stack, "PARLEY_DIAG")
         old = processes.freeze_then_kill(stack, "nats", NATS_STOP_SECONDS)

@@ -42,11 +42,16 @@ def render(rows: list[tuple[str, dict[str, Outcome]]]) -> str:
     for fault, by_mode in rows:
         cells = [by_mode[m].cell() if m in by_mode else "not run"
                  for m in ("direct", "relay-forced")]
-        seen: list[str] = []
-        for outcome in by_mode.values():
-            seen += [s for s in outcome.saw if s not in seen]
-        lines.append(f"| {fault} | {cells[0]} | {cells[1]} | {'; '.join(seen) or 'nothing'} |")
+        lines.append(f"| {fault} | {cells[0]} | {cells[1]} | {_saw(by_mode)} |")
     return "\n".join(lines)
+
+
+def _saw(by_mode: dict[str, Outcome]) -> str:
+    """What the user saw: once if the modes agree, else per mode."""
+    told = {m: "; ".join(o.saw) or "nothing" for m, o in by_mode.items() if o.skipped is None}
+    if len(set(told.values())) <= 1:
+        return next(iter(told.values()), "nothing")
+    return "<br>".join(f"{m}: {t}" for m, t in sorted(told.items()))
 
 
 def splice(doc: str, table: str) -> str:

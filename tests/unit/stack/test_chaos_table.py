@@ -19,11 +19,15 @@ def test_outcome_cell_recovered_not_recovered_failed_skipped() -> None:
 def test_render_one_row_per_fault_modes_in_order_saw_merged() -> None:
     table = render([("3. NATS", {"relay-forced": Outcome(2.0, 60, ["video froze"]),
                                  "direct": Outcome(1.0, 60, ["video froze", "chat lost"])}),
+                    ("4. Redis", {"relay-forced": Outcome(0.5, 60, ["nothing new"]),
+                                  "direct": Outcome(0.4, 60, ["nothing new"])}),
                     ("5. rooms", {"direct": Outcome(0.0, 60)})])
     lines = table.splitlines()
     assert lines[0] == "| fault | direct | relay-forced | what the user saw |"
-    assert lines[2] == "| 3. NATS | 1.0 s | 2.0 s | video froze; chat lost |"
-    assert lines[3] == "| 5. rooms | 0.0 s | not run | nothing |"
+    assert lines[2] == ("| 3. NATS | 1.0 s | 2.0 s | "
+                        "direct: video froze; chat lost<br>relay-forced: video froze |")
+    assert lines[3] == "| 4. Redis | 0.4 s | 0.5 s | nothing new |"
+    assert lines[4] == "| 5. rooms | 0.0 s | not run | nothing |"
 
 
 def test_splice_replaces_between_markers_only() -> None:
