@@ -468,6 +468,13 @@ class Node:
                 effects = session.tick(now)
                 if effects:
                     await self._run(conn, session, effects)
+            if self.hub.rooms and now < next_beat:
+                # every tick, not every heartbeat: rooms stays closed only for the recovery
+                # grace, so put the rooms back within a second of Redis answering again
+                try:
+                    await self._recover_if_lost(now)
+                except Exception as exc:
+                    log.debug("redis epoch not checked: %s", type(exc).__name__)
             if now >= next_beat:
                 next_beat = now + self.settings.heartbeat_interval
                 try:

@@ -26,9 +26,9 @@ SETTLE = 3.0
 
 @pytest.fixture(scope="module")
 def chaos_stack() -> Iterator[Stack]:
-    """Two signalling replicas; new rooms reopen 6 s after a Redis loss (15 s by default)."""
+    """Two signalling replicas; new rooms reopen 10 s after a Redis loss (15 s by default)."""
     s = start_stack(signaling_replicas=2,
-                    env={**STACK_ENV, "PARLEY_REDIS_RECOVERY_GRACE": "6"})
+                    env={**STACK_ENV, "PARLEY_REDIS_RECOVERY_GRACE": "10"})
     yield s
     s.stop()
 
