@@ -25,7 +25,7 @@ from tests.integration.signaling.conftest import HASH_KEY, TOKEN_KEY, Peer, Repl
 from tests.integration.signaling.test_membership import Stack, api_join, enter
 from tests.procs import start_service
 
-GRACE = 3.0  # PARLEY_REDIS_RECOVERY_GRACE for this module
+GRACE = 5.0  # PARLEY_REDIS_RECOVERY_GRACE for this module
 DEADLINE = 30.0
 
 
