@@ -9,7 +9,7 @@ PORT   ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: setup run test test-unit test-integration test-e2e axe test-k8s lint typecheck bench chart \
-        image cluster cluster-down k8s-binaries clean
+        image cluster cluster-down k8s-binaries clean chaos
 
 setup: $(STAMP)
 
@@ -77,3 +77,8 @@ test-k8s: setup k8s-binaries
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+
+# Issue 10's fault table: each fault in a real call on the dev stack, direct and
+# relay-forced; prints the table and writes it into docs/resilience.md (a few minutes).
+chaos: setup
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)

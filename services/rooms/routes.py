@@ -20,7 +20,7 @@ from services.common.credentials import mint_turn_credential
 from services.common.hashing import ip_key, room_key
 from services.common.publicurl import hostname, page_url, relay_host, websocket_url
 from services.common.roomnames import RoomNameError, normalize, random_name
-from services.common.roomstate import NotOwner, OwnerAbsent, RoomFull, RoomLocked
+from services.common.roomstate import NotOwner, OwnerAbsent, Recovering, RoomFull, RoomLocked
 from services.common.tokens import TokenError, issue_join_token, verify_join_token
 from services.rooms.bus import announce_lock, announce_membership, hint_relay_trace
 from services.rooms.relays import ice_servers_for
@@ -40,6 +40,7 @@ RELAY_REPINS = Counter("parley_rooms_relay_repins_total",
 NO_RELAY_WARNING = (
     "no TURN relay is available: calls between networks that block direct connections may fail"
 )
+RECOVERING = "the server is recovering from a restart; try again in a few seconds"
 OWNER_ABSENT = "the owner's rights take effect once the owner is in the call"
 #: The web client's CSP; `SecurityHeaders` also puts it on /static files and every answer.
 WEB_CSP = (
@@ -245,6 +246,10 @@ async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinRe
     except RoomFull:
         JOINS.labels("full").inc()
         raise HTTPException(status_code=409, detail="room is full") from None
+    except Recovering:
+        JOINS.labels("recovering").inc()
+        raise HTTPException(status_code=503, detail=RECOVERING,
+                            headers={"Retry-After": "5"}) from None
     await announce_membership(ctx.bus, rk, peer_id, "joined")
 
     ice_servers, warnings = await _ice_servers(request, rk, ip, now)

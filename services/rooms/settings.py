@@ -52,6 +52,12 @@ class RoomsSettings(ParleySettings):
         description="A slot taken by a join whose socket has not joined signalling within "
         "this long (s) is released; once the socket joins, signalling renews it.",
     )
+    redis_recovery_grace: float = Field(
+        default=15.0, ge=1, le=600,
+        description="After Redis lost its data, a join that would open a room afresh is "
+        "refused (503) for this long (s), while signalling re-registers live rooms "
+        "(at least signalling's heartbeat interval plus a few seconds).",
+    )
     signaling_url: str = Field(
         default="",
         description=(
