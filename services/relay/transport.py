@@ -1,7 +1,9 @@
 """asyncio protocols between sockets and the TURN core: UDP, TCP/TLS streams, relayed UDP.
 
 The only module that moves relay bytes through asyncio. Hot paths call the core's
-`channel_to_peer` / `peer_to_client` directly and send without building output lists.
+`channel_to_peer` / `peer_to_client` directly and send without building output lists;
+`channel_to_peer` answers `ToPeer` (out of a relayed socket) or, when the peer is another
+allocation of this worker, `ToClient` (in-process delivery: straight to that client).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .turn.allocation import Client
 from .turn.channeldata import StreamFramer
 from .turn.errors import BadRequest
+from .turn.outputs import ToPeer
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -44,10 +47,12 @@ class UdpListener(asyncio.DatagramProtocol):
         client = Client("udp", addr)
         if data and 0x40 <= data[0] < 0x80:
             out = self.server.channel_to_peer(client, data, time.time())
-            if out is not None:
+            if type(out) is ToPeer:
                 relay = self.worker.relays.get(out.relayed)
                 if relay is not None:
                     relay.sendto(out.data, out.peer)
+            elif out is not None:
+                self.worker.send_client(out.client, out.data)  # type: ignore[union-attr]
             return
         self.worker.dispatch(self.server.handle_client(client, data, time.time()))
 
@@ -104,10 +109,12 @@ class StreamConnection(asyncio.Protocol):
             now = time.time()
             if 0x40 <= frame[0] < 0x80:
                 out = server.channel_to_peer(self.client, frame, now)
-                if out is not None:
+                if type(out) is ToPeer:
                     relay = self.worker.relays.get(out.relayed)
                     if relay is not None:
                         relay.sendto(out.data, out.peer)
+                elif out is not None:
+                    self.worker.send_client(out.client, out.data)  # type: ignore[union-attr]
             else:
                 self.worker.dispatch(server.handle_client(self.client, frame, now))
 

@@ -79,6 +79,7 @@ def server_config(settings: RelaySettings, *, workers: int = 1) -> ServerConfig:
         request_burst=settings.request_burst,
         bandwidth=float(settings.bandwidth),
         channel_max=0x7FFF if settings.rfc5766_channels else 0x4FFF,
+        local_delivery=settings.local_delivery,
     )
 
 
@@ -271,6 +272,7 @@ class Worker:
         s.worker_set(i, "rate_limited", stats.rate_limited)
         s.worker_set(i, "malformed", stats.malformed)
         s.worker_set(i, "dropped", stats.dropped)
+        s.worker_set(i, "local_delivered", stats.local_delivered)
         s.worker_set(i, "tcp_connections", len(self.streams))
         s.worker_set(i, "draining", 1 if self.server.draining else 0)
         for code in ERROR_CODES:

@@ -35,6 +35,8 @@ class ServerConfig:
     max_permissions: int = 256
     #: 0x4FFF per RFC 8656 §12; 0x7FFF accepts RFC 5766 clients (e.g. coturn's uclient).
     channel_max: int = CHANNEL_MAX
+    #: hand packets between two allocations of this server over without the kernel.
+    local_delivery: bool = True
 
 
 class ToClient(NamedTuple):
@@ -78,4 +80,6 @@ class Stats:
     malformed: int = 0
     rate_limited: int = 0
     allocations_created: int = 0
+    #: packets handed from one allocation to another in process (not through the kernel).
+    local_delivered: int = 0
     errors: dict[int, int] = field(default_factory=dict)

@@ -6,6 +6,14 @@ It owns no socket and reads no clock; the asyncio shell (`services.relay.worker`
 Allocate is two-step: the core answers `OpenRelay`, the shell binds a socket from its
 port range and reports back with `relay_opened` (or `relay_failed`), which yields the
 response. Hot paths (`channel_to_peer`, `peer_to_client`) return one output or None.
+
+In-process delivery (`ServerConfig.local_delivery`): when a client sends to a peer address
+that is another allocation's relayed address held by this same server, the packet is
+handed to that allocation here instead of crossing the kernel twice more (out of A's
+relayed socket, into B's). Every rule of the kernel path still applies, in the same order:
+A's permission and bandwidth (and, for a Send indication, the deny list), then B's
+permission for A's relayed IP and B's bandwidth; B gets ChannelData if it bound a channel
+to A's relayed address, else a Data indication whose XOR-PEER-ADDRESS is A's relayed address.
 """
 
 from __future__ import annotations
@@ -117,6 +125,7 @@ class TurnServer:
         self._user_counts: dict[str, int] = {}
         self._txid = 0
         self._next_wake = 0.0
+        self._local = config.local_delivery
 
     # -- queries -------------------------------------------------------------------
     @property
@@ -170,8 +179,13 @@ class TurnServer:
         self.stats.dropped += 1
         return []
 
-    def channel_to_peer(self, client: Client, data: bytes, now: float) -> ToPeer | None:
-        """Hot path: ChannelData from a client to its bound peer (RFC 8656 §12.6)."""
+    def channel_to_peer(
+        self, client: Client, data: bytes, now: float
+    ) -> ToPeer | ToClient | None:
+        """Hot path: ChannelData from a client to its bound peer (RFC 8656 §12.6).
+
+        A `ToClient` when the peer is a relayed address of this server (in-process delivery).
+        """
         alloc = self._by_client.get(client)
         if alloc is None or len(data) < 4:
             self.stats.dropped += 1
@@ -188,9 +202,14 @@ class TurnServer:
             return None
         alloc.packets_out += 1
         alloc.bytes_out += length
+        if self._local and peer in self._by_relayed:
+            self.stats.local_delivered += 1
+            return self.peer_to_client(peer, alloc.relayed, data[4 : 4 + length], now)
         return ToPeer(alloc.relayed, peer, data[4 : 4 + length])
 
-    def _handle_send(self, client: Client, message: Message, now: float) -> ToPeer | None:
+    def _handle_send(
+        self, client: Client, message: Message, now: float
+    ) -> ToPeer | ToClient | None:
         """A Send indication: relay DATA to XOR-PEER-ADDRESS if permitted (RFC 8656 §11.2)."""
         alloc = self._by_client.get(client)
         payload = message.attributes.get(Attr.DATA)
@@ -212,6 +231,9 @@ class TurnServer:
             return None
         alloc.packets_out += 1
         alloc.bytes_out += len(payload)
+        if self._local and peer in self._by_relayed:
+            self.stats.local_delivered += 1
+            return self.peer_to_client(peer, alloc.relayed, payload, now)
         return ToPeer(alloc.relayed, peer, payload)
 
     def client_closed(self, client: Client, now: float) -> list[Output]:
