@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,6 +59,96 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors from clients: nothing to do, and never logged with addresses
+
+
+class FastUdpListener:
+    """The client-facing UDP socket on the compiled path: `loop.add_reader` + batches.
+
+    `Routes.drain` reads up to a batch with recvmmsg and relays the ChannelData whose route
+    it has cached; every other datagram comes back here for the Python path, which also
+    teaches the cache the route a ChannelData took. The cache is emptied whenever the core
+    created or deleted an allocation (its `generation` moved), before the next packet.
+    """
+
+    def __init__(self, worker: Worker, sock: socket.socket, fast: Any) -> None:
+        self.worker = worker
+        self.server = worker.server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.routes = fast.Routes()
+        self.generation = self.server.generation
+        self.closed = False
+
+    def start(self) -> None:
+        """Watch the socket."""
+        asyncio.get_running_loop().add_reader(self.fd, self.on_readable)
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        """Send to a client; a full buffer or an ICMP error loses it, as UDP may."""
+        try:  # noqa: SIM105  (hot path: cheaper than contextlib.suppress)
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop watching and close the socket."""
+        if not self.closed:
+            self.closed = True
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self.routes.clear()
+            self.sock.close()
+
+    def on_readable(self) -> None:
+        routes, server = self.routes, self.server
+        for _ in range(16):  # then yield to the other sockets of the loop
+            if server.generation != self.generation:
+                routes.clear()
+                self.generation = server.generation
+            batches = routes.batches
+            now = time.time()
+            slow = routes.drain(self.fd, now)
+            for data, addr in slow:
+                self.handle(data, addr, now)
+                if server.generation != self.generation:
+                    routes.clear()
+                    self.generation = server.generation
+            if routes.batches == batches:
+                return
+
+    def handle(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        """One datagram on the Python path."""
+        client = Client("udp", addr)
+        if data and 0x40 <= data[0] < 0x80:
+            out = self.server.channel_to_peer(client, data, now)
+            if out is None:
+                return
+            if type(out) is ToPeer:
+                relay = self.worker.relays.get(out.relayed)
+                if relay is None:
+                    return
+                relay.sendto(out.data, out.peer)
+            else:
+                self.worker.send_client(out.client, out.data)  # type: ignore[union-attr]
+            self.learn(client, (data[0] << 8) | data[1], now)
+            return
+        self.worker.dispatch(self.server.handle_client(client, data, now))
+
+    def learn(self, client: Client, channel: int, now: float) -> None:
+        """Cache the route ChannelData on `channel` from `client` takes, if it is common."""
+        route = self.server.fast_route(client, channel, now)
+        if route is None:
+            return
+        fd = -1
+        if not route.local:
+            relay = self.worker.relays.get(route.relayed)
+            sock = relay.get_extra_info("socket") if relay is not None else None
+            if sock is None:
+                return
+            fd = sock.fileno()
+        self.routes.add(
+            client.address, channel, route.local, fd, route.dest, route.channel,
+            route.valid_until, route.src, route.dst,
+        )  # fmt: skip
 
 
 class RelaySocket(asyncio.DatagramProtocol):

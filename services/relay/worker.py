@@ -21,10 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from .fastpath import load as load_fastpath
 from .settings import RelaySettings
 from .shared import ERROR_CODES, SharedState
-from .transport import RelaySocket, StreamConnection, UdpListener
+from .transport import FastUdpListener, RelaySocket, StreamConnection, UdpListener
 from .turn.allocation import Client
+from .turn.meter import Meter
 from .turn.policy import parse_networks
 from .turn.server import CloseRelay, OpenRelay, Output, ServerConfig, ToClient, ToPeer, TurnServer
 
@@ -102,14 +104,17 @@ class Worker:
         self.sockets = sockets
         self.index = index
         self.shared = shared
+        self.fast = load_fastpath(settings.fastpath)
         self.server = TurnServer(
-            server_config(settings, workers=shared.workers), live_ports=shared.live_ports
-        )
+            server_config(settings, workers=shared.workers), live_ports=shared.live_ports,
+            meter_factory=self.fast.Meter if self.fast is not None else Meter,
+        )  # fmt: skip
         self.relay_ip = settings.effective_relay_ip()
         self.ports = worker_ports(*settings.port_range(), index, shared.workers)
         self.relays: dict[tuple[str, int], asyncio.DatagramTransport] = {}
         self.streams: dict[int, StreamConnection] = {}
-        self.udp: asyncio.DatagramTransport | None = None
+        self.udp: asyncio.DatagramTransport | FastUdpListener | None = None
+        self.fast_udp: FastUdpListener | None = None
         self.stop = asyncio.Event()
         self.drain_deadline: float | None = None
         self.secrets_generation = shared.get("secrets_generation")
@@ -193,10 +198,15 @@ class Worker:
     async def start(self) -> None:
         """Attach the pre-bound sockets to the event loop."""
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: UdpListener(self), sock=self.sockets.udp
-        )
-        self.udp = udp
+        if self.fast is not None:
+            self.fast_udp = FastUdpListener(self, self.sockets.udp, self.fast)
+            self.fast_udp.start()
+            self.udp = self.fast_udp
+        else:
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpListener(self), sock=self.sockets.udp
+            )
+            self.udp = udp
         self._servers.append(
             await loop.create_server(lambda: StreamConnection(self, "tcp"), sock=self.sockets.tcp)
         )
@@ -271,8 +281,12 @@ class Worker:
         s.worker_set(i, "allocations_created", stats.allocations_created)
         s.worker_set(i, "rate_limited", stats.rate_limited)
         s.worker_set(i, "malformed", stats.malformed)
-        s.worker_set(i, "dropped", stats.dropped)
-        s.worker_set(i, "local_delivered", stats.local_delivered)
+        dropped, local = stats.dropped, stats.local_delivered
+        if self.fast_udp is not None:
+            dropped += self.fast_udp.routes.dropped
+            local += self.fast_udp.routes.local_delivered
+        s.worker_set(i, "dropped", dropped)
+        s.worker_set(i, "local_delivered", local)
         s.worker_set(i, "tcp_connections", len(self.streams))
         s.worker_set(i, "draining", 1 if self.server.draining else 0)
         for code in ERROR_CODES:

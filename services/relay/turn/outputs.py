@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..stun.attributes import Address
 from ..stun.constants import CHANNEL_MAX
@@ -68,6 +68,25 @@ class CloseRelay(NamedTuple):
 
 
 Output = ToClient | ToPeer | OpenRelay | CloseRelay
+
+
+class FastRoute(NamedTuple):
+    """Where ChannelData on one (UDP client, channel) may go without the core, until when.
+
+    The compiled packet path caches it: `local` hands the packet to the client `dest` with
+    the header rewritten to `channel` (B's channel to A's relayed address), charging both
+    meters; otherwise it sends the payload from `relayed` to the peer `dest`. A route stays
+    valid until `valid_until` (the first expiry among the permissions and channels it
+    relies on) or until the core's `generation` changes (an allocation came or went).
+    """
+
+    local: bool
+    relayed: Address
+    dest: Address
+    channel: int
+    valid_until: float
+    src: Any
+    dst: Any
 
 
 @dataclass(slots=True)

@@ -107,7 +107,7 @@ def test_permission_denied_at_b(core: TurnServer) -> None:
     alloc_a, alloc_b = core.allocation_for(a.client), core.allocation_for(b.client)
     assert alloc_a is not None and alloc_b is not None
     # like the kernel path: A sent it out (counted at A), B's side dropped it
-    assert (alloc_a.packets_out, alloc_b.packets_in) == (2, 0)
+    assert (alloc_a.meter.packets_out, alloc_b.meter.packets_in) == (2, 0)
 
 
 def test_no_permission_at_a_is_dropped_before_b(core: TurnServer) -> None:
@@ -115,7 +115,7 @@ def test_no_permission_at_a_is_dropped_before_b(core: TurnServer) -> None:
     permit(b, A_RELAYED)
     assert core.handle_client(a.client, send_indication(B_RELAYED, b"x"), NOW) == []
     alloc_b = core.allocation_for(b.client)
-    assert alloc_b is not None and alloc_b.packets_in == 0
+    assert alloc_b is not None and alloc_b.meter.packets_in == 0
 
 
 def test_expiry_of_b_permission_and_a_channel(core: TurnServer) -> None:
@@ -150,12 +150,12 @@ def test_quota_and_bandwidth_charged_to_both() -> None:
     assert alloc_a is not None and alloc_b is not None
     out = core.channel_to_peer(a.client, pack_channel_data(0x4000, b"y" * 600), NOW)
     assert isinstance(out, ToClient)
-    assert (alloc_a.packets_out, alloc_a.bytes_out) == (1, 600)
-    assert (alloc_b.packets_in, alloc_b.bytes_in) == (1, 600)
-    assert alloc_a.bw_tokens == pytest.approx(400) and alloc_b.bw_tokens == pytest.approx(400)
+    assert (alloc_a.meter.packets_out, alloc_a.meter.bytes_out) == (1, 600)
+    assert (alloc_b.meter.packets_in, alloc_b.meter.bytes_in) == (1, 600)
+    assert alloc_a.meter.tokens == pytest.approx(400) and alloc_b.meter.tokens == pytest.approx(400)
     # B's bucket is short now: B's own traffic to A is refused by B's cap, A's is spared
     assert core.channel_to_peer(b.client, pack_channel_data(0x4001, b"z" * 500), NOW) is None
-    assert alloc_a.bytes_in == 0
+    assert alloc_a.meter.bytes_in == 0
     assert core.relayed_totals() == (2, 1200)
 
 
@@ -166,9 +166,9 @@ def test_bandwidth_at_b_drops_a_packet_a_could_send() -> None:
     bind(b, 0x4001, A_RELAYED)
     alloc_b = core.allocation_for(b.client)
     assert alloc_b is not None
-    alloc_b.bw_tokens = 10.0
+    alloc_b.meter.tokens = 10.0
     assert core.channel_to_peer(a.client, pack_channel_data(0x4000, b"y" * 100), NOW) is None
-    assert alloc_b.packets_in == 0
+    assert alloc_b.meter.packets_in == 0
 
 
 def test_setting_off_always_uses_the_kernel_path() -> None:
