@@ -189,6 +189,7 @@ typedef struct {
     struct iovec in_iov[BATCH], out_iov[BATCH];
     struct sockaddr_storage in_addr[BATCH];
     long long local_delivered, forwarded, dropped, batches;
+    int last;
 } Routes;
 
 static PyTypeObject RoutesType;
@@ -382,6 +383,7 @@ static PyObject *Routes_drain(Routes *self, PyObject *const *args, Py_ssize_t na
     do {
         got = recvmmsg(fd, self->in, BATCH, MSG_DONTWAIT, NULL);
     } while (got < 0 && errno == EINTR);
+    self->last = got > 0 ? got : 0;
     slow = PyList_New(0);
     if (slow == NULL) return NULL;
     if (got <= 0) return slow; /* EAGAIN: nothing (more) to read */
@@ -470,6 +472,7 @@ static PyMemberDef Routes_members[] = {
     {"forwarded", T_LONGLONG, offsetof(Routes, forwarded), READONLY, NULL},
     {"dropped", T_LONGLONG, offsetof(Routes, dropped), READONLY, NULL},
     {"batches", T_LONGLONG, offsetof(Routes, batches), READONLY, NULL},
+    {"last", T_INT, offsetof(Routes, last), READONLY, "datagrams read by the last drain"},
     {NULL}};
 
 static PyTypeObject RoutesType = {

@@ -76,6 +76,7 @@ class FastUdpListener:
         self.sock = sock
         self.fd = sock.fileno()
         self.routes = fast.Routes()
+        self.batch: int = fast.BATCH
         self.generation = self.server.generation
         self.closed = False
 
@@ -104,7 +105,6 @@ class FastUdpListener:
             if server.generation != self.generation:
                 routes.clear()
                 self.generation = server.generation
-            batches = routes.batches
             now = time.time()
             slow = routes.drain(self.fd, now)
             for data, addr in slow:
@@ -112,7 +112,7 @@ class FastUdpListener:
                 if server.generation != self.generation:
                     routes.clear()
                     self.generation = server.generation
-            if routes.batches == batches:
+            if routes.last < self.batch:  # a short batch: the socket is empty for now
                 return
 
     def handle(self, data: bytes, addr: tuple[str, int], now: float) -> None:

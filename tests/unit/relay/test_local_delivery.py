@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from relay_unit_support import NOW, RELAY_IP, Sim, error_code, make_server
 
+from services.relay import fastpath
 from services.relay.stun import Attr, Class, Message, Method, parse_message, serialize
 from services.relay.turn import Client, ToClient, ToPeer, TurnServer
 from services.relay.turn.channeldata import pack_channel_data
+from services.relay.turn.meter import Meter
 
 A_RELAYED = (RELAY_IP, 50000)
 B_RELAYED = (RELAY_IP, 50100)
@@ -51,9 +53,31 @@ def send_indication(peer: tuple[str, int], data: bytes) -> bytes:
     )  # fmt: skip
 
 
+_FAST: Any = fastpath.load()
+METERS = [
+    pytest.param(Meter, id="python"),
+    pytest.param(
+        getattr(_FAST, "Meter", None), id="compiled",
+        marks=pytest.mark.skipif(_FAST is None, reason="compiled packet path not built"),
+    ),
+]  # fmt: skip
+
+
+@pytest.fixture(params=METERS)
+def new_server(request: pytest.FixtureRequest) -> Any:
+    """Makes cores whose allocations meter with the Python or the compiled `Meter`."""
+
+    def make(**overrides: Any) -> TurnServer:
+        server = make_server(**overrides)
+        server.meter_factory = request.param
+        return server
+
+    return make
+
+
 @pytest.fixture
-def core() -> TurnServer:
-    return make_server()
+def core(new_server: Any) -> TurnServer:
+    return new_server()  # type: ignore[no-any-return]
 
 
 def test_send_indication_becomes_data_indication_from_a_relayed(core: TurnServer) -> None:
@@ -141,8 +165,8 @@ def test_deleted_b_falls_back_to_kernel_path(core: TurnServer) -> None:
     assert out == ToPeer(A_RELAYED, B_RELAYED, b"x")
 
 
-def test_quota_and_bandwidth_charged_to_both() -> None:
-    core = make_server(bandwidth=1000.0)
+def test_quota_and_bandwidth_charged_to_both(new_server: Any) -> None:
+    core = new_server(bandwidth=1000.0)
     a, b = pair(core)
     bind(a, 0x4000, B_RELAYED)
     bind(b, 0x4001, A_RELAYED)
@@ -159,8 +183,8 @@ def test_quota_and_bandwidth_charged_to_both() -> None:
     assert core.relayed_totals() == (2, 1200)
 
 
-def test_bandwidth_at_b_drops_a_packet_a_could_send() -> None:
-    core = make_server(bandwidth=1000.0)
+def test_bandwidth_at_b_drops_a_packet_a_could_send(new_server: Any) -> None:
+    core = new_server(bandwidth=1000.0)
     a, b = pair(core)
     bind(a, 0x4000, B_RELAYED)
     bind(b, 0x4001, A_RELAYED)
@@ -171,8 +195,8 @@ def test_bandwidth_at_b_drops_a_packet_a_could_send() -> None:
     assert alloc_b.meter.packets_in == 0
 
 
-def test_setting_off_always_uses_the_kernel_path() -> None:
-    core = make_server(local_delivery=False)
+def test_setting_off_always_uses_the_kernel_path(new_server: Any) -> None:
+    core = new_server(local_delivery=False)
     a, b = pair(core)
     bind(a, 0x4000, B_RELAYED)
     bind(b, 0x4001, A_RELAYED)
