@@ -152,15 +152,72 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def run_one(variant: str, workers: int, peer: int | None, **load_args: int) -> Result:
+def webrtc(name: str, proc: subprocess.Popen[bytes], port: int, *, rate: int,
+           seconds: float) -> Result:  # fmt: skip
+    """The WebRTC-shaped load (bench/relay/webrtc_load.py): ~185 packets/s per client."""
+    from .webrtc_load import close, connect_pairs, run_load
+
+    wait_udp(port)
+    pairs = max(1, round(rate / (2 * 185)))
+    clients = connect_pairs(("127.0.0.1", port), SECRET, pairs)
+    try:
+        before = cpu_seconds(proc.pid)
+        result = run_load(clients, seconds)
+        cpu = cpu_seconds(proc.pid) - before
+    finally:
+        close(clients)
+    return Result(name, result.received, result.sent - result.received, cpu)
+
+
+def run_one(variant: str, workers: int, peer: int | None, *, shape: str = "uclient",
+            **load_args: int) -> Result:  # fmt: skip
     """Start one server variant, load it, stop it."""
     port = free_port()
     starter = start_coturn if variant == "coturn" else start_parley
     proc = starter(port, workers, variant)
     try:
+        if shape == "webrtc":
+            return webrtc(variant, proc, port, rate=load_args["rate"],
+                          seconds=load_args["seconds"])  # fmt: skip
+        load_args = {k: v for k, v in load_args.items() if k not in ("rate", "seconds")}
         return load(variant, proc, port, peer, **load_args)
     finally:
         stop(proc)
+
+
+def max_throughput(variants: list[str], workers: int, rates: list[int], seconds: float,
+                   size: int) -> None:  # fmt: skip
+    """Every worker: the highest client-to-client rate each server relays at < 0.1 % loss.
+
+    Interleaved: at each rate every server that has not failed yet runs once.
+    """
+    print(f"\nmax throughput, workers={workers} (coturn: as many relay threads), "
+          f"uclient -y, {size} B, {seconds:.0f} s per step")  # fmt: skip
+    best: dict[str, int] = dict.fromkeys(variants, 0)
+    failed: set[str] = set()
+    for rate in rates:
+        for v in variants:
+            if v in failed:
+                continue
+            clients = max(1, round(rate / 200))
+            r = run_one(v, workers, None, clients=clients, messages=int(seconds * 200),
+                        interval_ms=5, size=size, rate=rate, seconds=int(seconds))  # fmt: skip
+            sent = clients * int(seconds * 200)
+            loss = r.lost / max(sent, 1)
+            print(f"{v:16s} {rate:7d}/s  relayed {r.relayed:8d}  loss {100 * loss:6.3f} %  "
+                  f"{r.us_per_packet:6.2f} µs/pkt")  # fmt: skip
+            if loss < 0.001:
+                best[v] = rate
+            else:
+                failed.add(v)
+        if len(failed) == len(variants):
+            break
+    for v, rate in best.items():
+        print(f"{v}: {rate} packets/s at < 0.1 % loss")
+    if best.get("coturn"):
+        for v in variants:
+            if v != "coturn":
+                print(f"{v}/coturn packets/s: {best[v] / best['coturn']:.2f}x")
 
 
 def main() -> None:
@@ -173,6 +230,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--peer", action="store_true",
                         help="through coturn's echo peer instead of client to client (-y)")
+    parser.add_argument("--shape", choices=["uclient", "webrtc"], default="uclient",
+                        help="uclient: fixed-size packets; webrtc: audio+video packet sizes")
+    parser.add_argument("--max", default="", metavar="RATES",
+                        help="max-throughput run instead: comma-separated packets/s steps")
     parser.add_argument("--variants", default="parley,coturn",
                         help=f"servers, of coturn,{','.join(PARLEY_VARIANTS)}")  # fmt: skip
     args = parser.parse_args()
@@ -192,13 +253,21 @@ def main() -> None:
         peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     rate = hops * clients * per_client
+    if args.shape == "webrtc":
+        print(f"load: WebRTC-shaped (audio 20 ms + video bursts), ~{args.rate} relayed "
+              f"packets/s for {args.seconds:.0f} s, {args.rounds} rounds")  # fmt: skip
     print(
         f"load: {clients} clients x {messages} msgs every {interval_ms} ms, {args.size} B, "
         f"{'via echo peer' if args.peer else 'client to client'} "
         f"-> {rate:.0f} relayed packets/s for {args.seconds:.0f} s, {args.rounds} rounds"
     )
     load_args = {"clients": clients, "messages": messages, "interval_ms": interval_ms,
-                 "size": args.size}  # fmt: skip
+                 "size": args.size, "rate": args.rate, "seconds": int(args.seconds)}  # fmt: skip
+    if args.max:
+        for workers in [int(w) for w in args.workers.split(",")]:
+            rates = [int(r) for r in args.max.split(",")]
+            max_throughput(variants, workers, rates, args.seconds, args.size)
+        return
     try:
         for workers in [int(w) for w in args.workers.split(",")]:
             print(f"\nworkers={workers}")
@@ -207,7 +276,8 @@ def main() -> None:
             ratios: dict[str, list[float]] = {v: [] for v in variants if v != "coturn"}
             for round_ in range(args.rounds):
                 order = variants if round_ % 2 == 0 else variants[::-1]
-                results = {v: run_one(v, workers, peer_port, **load_args) for v in order}
+                results = {v: run_one(v, workers, peer_port, shape=args.shape, **load_args)
+                           for v in order}  # fmt: skip
                 for v in variants:
                     r = results[v]
                     print(f"{round_:5d} {r.name:16s} {r.relayed:9d} {r.lost:6d} {r.cpu_s:7.2f} "
