@@ -358,6 +358,129 @@ static void send_batch(Routes *r, int fd, unsigned n) {
     }
 }
 
+/* add_peer(relayed_port, peer, client, channel, valid_until, meter): datagrams from `peer`
+ * on the relayed socket bound to `relayed_port` go to `client` as ChannelData on `channel`. */
+static PyObject *Routes_add_peer(Routes *self, PyObject *args) {
+    PyObject *peer, *client, *meter;
+    int port, channel;
+    double valid_until;
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    Route e;
+    if (!PyArg_ParseTuple(args, "iOOidO!", &port, &peer, &client, &channel, &valid_until,
+                          &MeterType, &meter))
+        return NULL;
+    if (port < 0 || port > 0xFFFF || channel < 0x4000 || channel > 0x7FFF) {
+        PyErr_SetString(PyExc_ValueError, "port or channel out of range");
+        return NULL;
+    }
+    memset(&e, 0, sizeof(e));
+    if (sockaddr_from_tuple(peer, &ss, &len) < 0) return NULL;
+    key_from_sockaddr(&e.key, &ss, 0); /* channel 0: never a client's ChannelData key */
+    e.key.pad = (uint16_t)port;
+    if (sockaddr_from_tuple(client, &e.dest, &e.destlen) < 0) return NULL;
+    e.used = 1;
+    e.local = 2;
+    e.fd = -1;
+    e.channel = (uint16_t)channel;
+    e.valid_until = valid_until;
+    Py_INCREF(meter);
+    e.dst = (Meter *)meter;
+    if (routes_put(self, &e) < 0) {
+        Py_DECREF(meter);
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+static void prepare_in(Routes *self, size_t headroom) {
+    for (int i = 0; i < BATCH; i++) {
+        self->in_iov[i].iov_base = self->bufs + (size_t)i * BUFSZ + headroom;
+        self->in_iov[i].iov_len = BUFSZ - headroom;
+        memset(&self->in[i].msg_hdr, 0, sizeof(struct msghdr));
+        self->in[i].msg_hdr.msg_iov = &self->in_iov[i];
+        self->in[i].msg_hdr.msg_iovlen = 1;
+        self->in[i].msg_hdr.msg_name = &self->in_addr[i];
+        self->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+}
+
+/* drain_peer(fd, relayed_port, client_fd, now): a batch from a relayed socket; datagrams
+ * from a peer with a route go to the client as ChannelData (header written in the 4 bytes
+ * of headroom) through client_fd in one sendmmsg; the rest come back as (bytes, addr). */
+static PyObject *Routes_drain_peer(Routes *self, PyObject *const *args, Py_ssize_t nargs) {
+    int fd, port, client_fd, got;
+    double now;
+    unsigned nout = 0;
+    PyObject *slow;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "drain_peer(fd, relayed_port, client_fd, now)");
+        return NULL;
+    }
+    fd = (int)PyLong_AsLong(args[0]);
+    port = (int)PyLong_AsLong(args[1]);
+    client_fd = (int)PyLong_AsLong(args[2]);
+    now = PyFloat_AsDouble(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    prepare_in(self, 4);
+    do {
+        got = recvmmsg(fd, self->in, BATCH, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    self->last = got > 0 ? got : 0;
+    slow = PyList_New(0);
+    if (slow == NULL) return NULL;
+    if (got <= 0) return slow;
+    self->batches++;
+    for (int i = 0; i < got; i++) {
+        uint8_t *p = self->bufs + (size_t)i * BUFSZ;
+        size_t n = self->in[i].msg_len;
+        const struct sockaddr_storage *from = &self->in_addr[i];
+        Key k;
+        Route *e;
+        if (self->in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+        if (self->count && n <= 0xFFFF && key_from_sockaddr(&k, from, 0) == 0) {
+            k.pad = (uint16_t)port;
+            e = routes_find(self, &k);
+            if (e != NULL && now < e->valid_until) {
+                if (!meter_spend(e->dst, (double)n, now)) {
+                    self->dropped++;
+                    continue;
+                }
+                e->dst->packets_in++;
+                e->dst->bytes_in += (long long)n;
+                p[0] = (uint8_t)(e->channel >> 8);
+                p[1] = (uint8_t)(e->channel & 0xFF);
+                p[2] = (uint8_t)(n >> 8);
+                p[3] = (uint8_t)(n & 0xFF);
+                self->out_iov[nout].iov_base = p;
+                self->out_iov[nout].iov_len = 4 + n;
+                memset(&self->out[nout].msg_hdr, 0, sizeof(struct msghdr));
+                self->out[nout].msg_hdr.msg_iov = &self->out_iov[nout];
+                self->out[nout].msg_hdr.msg_iovlen = 1;
+                self->out[nout].msg_hdr.msg_name = &e->dest;
+                self->out[nout].msg_hdr.msg_namelen = e->destlen;
+                nout++;
+                self->forwarded++;
+                continue;
+            }
+        }
+        PyObject *data = PyBytes_FromStringAndSize((const char *)p + 4, (Py_ssize_t)n);
+        PyObject *addr = data ? tuple_from_sockaddr(from) : NULL;
+        PyObject *item = addr ? PyTuple_Pack(2, data, addr) : NULL;
+        Py_XDECREF(data);
+        Py_XDECREF(addr);
+        if (item == NULL || PyList_Append(slow, item) < 0) {
+            Py_XDECREF(item);
+            if (nout) send_batch(self, client_fd, nout);
+            Py_DECREF(slow);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    if (nout) send_batch(self, client_fd, nout);
+    return slow;
+}
+
 /* drain(fd, now) -> list[(bytes, (host, port))] of the datagrams for the Python path. */
 static PyObject *Routes_drain(Routes *self, PyObject *const *args, Py_ssize_t nargs) {
     int fd, got;
@@ -371,15 +494,7 @@ static PyObject *Routes_drain(Routes *self, PyObject *const *args, Py_ssize_t na
     fd = (int)PyLong_AsLong(args[0]);
     now = PyFloat_AsDouble(args[1]);
     if (PyErr_Occurred()) return NULL;
-    for (int i = 0; i < BATCH; i++) {
-        self->in_iov[i].iov_base = self->bufs + (size_t)i * BUFSZ;
-        self->in_iov[i].iov_len = BUFSZ;
-        memset(&self->in[i].msg_hdr, 0, sizeof(struct msghdr));
-        self->in[i].msg_hdr.msg_iov = &self->in_iov[i];
-        self->in[i].msg_hdr.msg_iovlen = 1;
-        self->in[i].msg_hdr.msg_name = &self->in_addr[i];
-        self->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-    }
+    prepare_in(self, 0);
     do {
         got = recvmmsg(fd, self->in, BATCH, MSG_DONTWAIT, NULL);
     } while (got < 0 && errno == EINTR);
@@ -461,6 +576,10 @@ static PyObject *Routes_len(Routes *self, PyObject *unused) {
 static PyMethodDef Routes_methods[] = {
     {"add", (PyCFunction)Routes_add, METH_VARARGS,
      "add(client, channel, local, fd, dest, out_channel, valid_until, src, dst)"},
+    {"add_peer", (PyCFunction)Routes_add_peer, METH_VARARGS,
+     "add_peer(relayed_port, peer, client, channel, valid_until, meter)"},
+    {"drain_peer", (PyCFunction)(void (*)(void))Routes_drain_peer, METH_FASTCALL,
+     "drain_peer(fd, relayed_port, client_fd, now): a relayed socket's batch."},
     {"clear", (PyCFunction)Routes_clear, METH_NOARGS, "Forget every route."},
     {"drain", (PyCFunction)(void (*)(void))Routes_drain, METH_FASTCALL,
      "drain(fd, now): relay a batch, return the rest as [(bytes, (host, port))]."},

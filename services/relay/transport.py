@@ -99,19 +99,21 @@ class FastUdpListener:
             self.routes.clear()
             self.sock.close()
 
+    def fresh(self) -> None:
+        """Empty the route cache if an allocation came or went since it was filled."""
+        if self.server.generation != self.generation:
+            self.routes.clear()
+            self.generation = self.server.generation
+
     def on_readable(self) -> None:
-        routes, server = self.routes, self.server
+        routes = self.routes
         for _ in range(16):  # then yield to the other sockets of the loop
-            if server.generation != self.generation:
-                routes.clear()
-                self.generation = server.generation
+            self.fresh()
             now = time.time()
             slow = routes.drain(self.fd, now)
             for data, addr in slow:
                 self.handle(data, addr, now)
-                if server.generation != self.generation:
-                    routes.clear()
-                    self.generation = server.generation
+                self.fresh()
             if routes.last < self.batch:  # a short batch: the socket is empty for now
                 return
 
@@ -149,6 +151,70 @@ class FastUdpListener:
             client.address, channel, route.local, fd, route.dest, route.channel,
             route.valid_until, route.src, route.dst,
         )  # fmt: skip
+
+
+class FastRelaySocket:
+    """One allocation's relayed UDP socket on the compiled path (`add_reader` + batches).
+
+    Datagrams from a peer with a cached route (the client bound a channel to it) go to the
+    client as ChannelData from C; the rest take `peer_to_client`, which also teaches the
+    cache. Quacks like the asyncio transport the worker keeps in `relays`.
+    """
+
+    def __init__(self, listener: FastUdpListener, sock: socket.socket,
+                 relayed: tuple[str, int]) -> None:  # fmt: skip
+        self.listener = listener
+        self.worker = listener.worker
+        self.server = listener.server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.relayed = relayed
+        self.closed = False
+        asyncio.get_running_loop().add_reader(self.fd, self.on_readable)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else default
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        """Send to a peer; a full buffer or an ICMP error loses it, as UDP may."""
+        try:  # noqa: SIM105  (hot path: cheaper than contextlib.suppress)
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self.sock.close()
+
+    def on_readable(self) -> None:
+        listener = self.listener
+        routes, server, port = listener.routes, self.server, self.relayed[1]
+        for _ in range(16):
+            listener.fresh()
+            if self.closed:
+                return
+            now = time.time()
+            slow = routes.drain_peer(self.fd, port, listener.fd, now)
+            for data, addr in slow:
+                if len(addr) != 2:
+                    addr = (addr[0], addr[1])
+                out = server.peer_to_client(self.relayed, addr, data, now)
+                if out is not None:
+                    self.worker.send_client(out.client, out.data)
+                    if out.data[0] >= 0x40:  # ChannelData: the client bound a channel
+                        self.learn(addr, now)
+                listener.fresh()
+            if routes.last < listener.batch:
+                return
+
+    def learn(self, peer: tuple[str, int], now: float) -> None:
+        route = self.server.fast_peer_route(self.relayed, peer, now)
+        if route is not None:
+            self.listener.routes.add_peer(
+                self.relayed[1], peer, route.dest, route.channel, route.valid_until, route.src
+            )
 
 
 class RelaySocket(asyncio.DatagramProtocol):

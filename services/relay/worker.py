@@ -24,7 +24,13 @@ from typing import Final
 from .fastpath import load as load_fastpath
 from .settings import RelaySettings
 from .shared import ERROR_CODES, SharedState
-from .transport import FastUdpListener, RelaySocket, StreamConnection, UdpListener
+from .transport import (
+    FastRelaySocket,
+    FastUdpListener,
+    RelaySocket,
+    StreamConnection,
+    UdpListener,
+)
 from .turn.allocation import Client
 from .turn.meter import Meter
 from .turn.policy import parse_networks
@@ -111,7 +117,7 @@ class Worker:
         )  # fmt: skip
         self.relay_ip = settings.effective_relay_ip()
         self.ports = worker_ports(*settings.port_range(), index, shared.workers)
-        self.relays: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self.relays: dict[tuple[str, int], asyncio.DatagramTransport | FastRelaySocket] = {}
         self.streams: dict[int, StreamConnection] = {}
         self.udp: asyncio.DatagramTransport | FastUdpListener | None = None
         self.fast_udp: FastUdpListener | None = None
@@ -182,6 +188,10 @@ class Worker:
 
     async def _attach_relay(self, client: Client, sock: socket.socket) -> None:
         relayed = (self.relay_ip, sock.getsockname()[1])
+        if self.fast_udp is not None and not self.fast_udp.closed:
+            self.relays[relayed] = FastRelaySocket(self.fast_udp, sock, relayed)
+            self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+            return
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(

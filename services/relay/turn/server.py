@@ -259,6 +259,22 @@ class TurnServer:
             True, alloc.relayed, dest.client.address, back.number, until, alloc.meter, dest.meter
         )
 
+    def fast_peer_route(self, relayed: Address, peer: Address, now: float) -> FastRoute | None:
+        """The route a datagram from `peer` on `relayed` takes now, for a cache: ChannelData
+        to a UDP client on the channel it bound to `peer`, while that and the permission live.
+        """
+        alloc = self._by_relayed.get(relayed)
+        if alloc is None or alloc.client.transport != "udp":
+            return None
+        perm = alloc.permissions.get(peer[0])
+        channel = alloc.peer_channels.get(peer)
+        if perm is None or perm <= now or channel is None or channel.expires <= now:
+            return None
+        until = min(perm, channel.expires)
+        return FastRoute(
+            False, relayed, alloc.client.address, channel.number, until, alloc.meter, None
+        )
+
     def _handle_send(
         self, client: Client, message: Message, now: float
     ) -> ToPeer | ToClient | None:

@@ -8,6 +8,7 @@ the C ChannelData parser and packer against the Python ones. Skipped without the
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,8 @@ from services.relay.turn.channeldata import pack_channel_data, unpack_channel_da
 from services.relay.turn.meter import Meter
 
 fast: Any = fastpath.load()
+if fast is None and os.environ.get("PARLEY_FASTPATH_REQUIRED"):
+    raise RuntimeError("PARLEY_FASTPATH_REQUIRED: services/relay/_fastpath was not built")
 pytestmark = pytest.mark.skipif(fast is None, reason="compiled packet path not built")
 HOST = "127.0.0.1"
 
@@ -235,3 +238,34 @@ def test_fast_route_only_for_the_common_case() -> None:
     assert server.fast_route(t.client, 0x4000, NOW) is None  # A is a stream client
     assert server.fast_route(a.client, 0x4001, NOW) is None  # no such channel
     assert server.fast_route(a.client, 0x4000, NOW + 601) is None  # expired
+
+
+def test_peer_route_wraps_channel_data_for_the_client(net: Net) -> None:
+    server = make_server(allow_peer=["127.0.0.0/8"], bandwidth=1000.0)
+    server.meter_factory = fast.Meter
+    a = Sim(server, Client("udp", net.addr(net.a)))
+    a.allocate()
+    relayed = ("198.51.100.1", 50000)
+    assert server.fast_peer_route(relayed, net.addr(net.peer), NOW) is None  # no channel yet
+    a.request(Method.CHANNEL_BIND, {Attr.CHANNEL_NUMBER: 0x4005}, peers=[net.addr(net.peer)])
+    route = server.fast_peer_route(relayed, net.addr(net.peer), NOW)
+    assert route is not None and route.dest == net.addr(net.a) and route.channel == 0x4005
+    routes = fast.Routes()
+    routes.add_peer(50000, net.addr(net.peer), route.dest, route.channel, route.valid_until,
+                    route.src)  # fmt: skip
+    fd, listen = net.relayed.fileno(), net.listen.fileno()
+    net.peer.sendto(b"abc", net.addr(net.relayed))
+    net.b.sendto(b"stranger", net.addr(net.relayed))  # no route: back to Python
+    slow: list[Any] = []
+    while True:
+        slow.extend(routes.drain_peer(fd, 50000, listen, NOW))
+        if routes.last == 0:
+            break
+    assert slow == [(b"stranger", net.addr(net.b))]
+    data, src = net.a.recvfrom(2048)
+    assert (data, src) == (pack_channel_data(0x4005, b"abc"), net.addr(net.listen))
+    alloc = server.allocation_for(a.client)
+    assert alloc is not None and (alloc.meter.packets_in, alloc.meter.bytes_in) == (1, 3)
+    # another relayed port never matches this route
+    net.peer.sendto(b"abc", net.addr(net.relayed))
+    assert routes.drain_peer(fd, 50001, listen, NOW) == [(b"abc", net.addr(net.peer))]
