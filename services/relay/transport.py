@@ -9,6 +9,7 @@ allocation of this worker, `ToClient` (in-process delivery: straight to that cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import time
@@ -147,10 +148,11 @@ class FastUdpListener:
             if sock is None:
                 return
             fd = sock.fileno()
-        self.routes.add(
-            client.address, channel, route.local, fd, route.dest, route.channel,
-            route.valid_until, route.src, route.dst,
-        )  # fmt: skip
+        with contextlib.suppress(ValueError):  # an address C cannot name: the Python path
+            self.routes.add(
+                client.address, channel, route.local, fd, route.dest, route.channel,
+                route.valid_until, route.src, route.dst,
+            )  # fmt: skip
 
 
 class FastRelaySocket:
@@ -212,9 +214,11 @@ class FastRelaySocket:
     def learn(self, peer: tuple[str, int], now: float) -> None:
         route = self.server.fast_peer_route(self.relayed, peer, now)
         if route is not None:
-            self.listener.routes.add_peer(
-                self.relayed[1], peer, route.dest, route.channel, route.valid_until, route.src
-            )
+            with contextlib.suppress(ValueError):  # an address C cannot name: the Python path
+                self.listener.routes.add_peer(
+                    self.relayed[1], peer, route.dest, route.channel, route.valid_until,
+                    route.src,
+                )  # fmt: skip
 
 
 class RelaySocket(asyncio.DatagramProtocol):
