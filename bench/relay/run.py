@@ -253,6 +253,15 @@ def main() -> None:
         peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     rate = hops * clients * per_client
+    load_args = {"clients": clients, "messages": messages, "interval_ms": interval_ms,
+                 "size": args.size, "rate": args.rate, "seconds": int(args.seconds)}  # fmt: skip
+    if args.max:  # client to client only
+        if peer is not None:
+            peer.terminate()
+        for workers in [int(w) for w in args.workers.split(",")]:
+            rates = [int(r) for r in args.max.split(",")]
+            max_throughput(variants, workers, rates, args.seconds, args.size)
+        return
     if args.shape == "webrtc":
         print(f"load: WebRTC-shaped (audio 20 ms + video bursts), ~{args.rate} relayed "
               f"packets/s for {args.seconds:.0f} s, {args.rounds} rounds")  # fmt: skip
@@ -261,13 +270,6 @@ def main() -> None:
         f"{'via echo peer' if args.peer else 'client to client'} "
         f"-> {rate:.0f} relayed packets/s for {args.seconds:.0f} s, {args.rounds} rounds"
     )
-    load_args = {"clients": clients, "messages": messages, "interval_ms": interval_ms,
-                 "size": args.size, "rate": args.rate, "seconds": int(args.seconds)}  # fmt: skip
-    if args.max:
-        for workers in [int(w) for w in args.workers.split(",")]:
-            rates = [int(r) for r in args.max.split(",")]
-            max_throughput(variants, workers, rates, args.seconds, args.size)
-        return
     try:
         for workers in [int(w) for w in args.workers.split(",")]:
             print(f"\nworkers={workers}")
