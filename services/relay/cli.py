@@ -108,6 +108,17 @@ def relay(
             help="Accept channels 0x5000-0x7FFF [PARLEY_RELAY_RFC5766_CHANNELS]",
         ),
     ] = None,
+    local_delivery: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-delivery/--no-local-delivery",
+            help="Relay between allocations of one worker in process [PARLEY_RELAY_LOCAL_DELIVERY]",
+        ),
+    ] = None,
+    fastpath: Annotated[
+        str | None,
+        typer.Option(help="Compiled packet path: auto|off [PARLEY_RELAY_FASTPATH]"),
+    ] = None,
     nonce_lifetime: Annotated[
         int | None, typer.Option(help="Nonce validity in s [PARLEY_RELAY_NONCE_LIFETIME]")
     ] = None,

@@ -26,11 +26,19 @@ from opentelemetry.trace import SpanKind
 
 from services.common.telemetry import setup_tracing, shutdown_tracing, traceparent_context
 
+from .fastpath import load as load_fastpath
 from .settings import RelaySettings
 from .shared import ERROR_CODES, SharedState
 from .tracehints import TraceHints, follow_hints
-from .transport import RelaySocket, StreamConnection, UdpListener
+from .transport import (
+    FastRelaySocket,
+    FastUdpListener,
+    RelaySocket,
+    StreamConnection,
+    UdpListener,
+)
 from .turn.allocation import Client
+from .turn.meter import Meter
 from .turn.policy import parse_networks
 from .turn.server import CloseRelay, OpenRelay, Output, ServerConfig, ToClient, ToPeer, TurnServer
 
@@ -85,6 +93,7 @@ def server_config(settings: RelaySettings, *, workers: int = 1) -> ServerConfig:
         request_burst=settings.request_burst,
         bandwidth=float(settings.bandwidth),
         channel_max=0x7FFF if settings.rfc5766_channels else 0x4FFF,
+        local_delivery=settings.local_delivery,
     )
 
 
@@ -107,14 +116,17 @@ class Worker:
         self.sockets = sockets
         self.index = index
         self.shared = shared
+        self.fast = load_fastpath(settings.fastpath)
         self.server = TurnServer(
-            server_config(settings, workers=shared.workers), live_ports=shared.live_ports
-        )
+            server_config(settings, workers=shared.workers), live_ports=shared.live_ports,
+            meter_factory=self.fast.Meter if self.fast is not None else Meter,
+        )  # fmt: skip
         self.relay_ip = settings.effective_relay_ip()
         self.ports = worker_ports(*settings.port_range(), index, shared.workers)
-        self.relays: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self.relays: dict[tuple[str, int], asyncio.DatagramTransport | FastRelaySocket] = {}
         self.streams: dict[int, StreamConnection] = {}
-        self.udp: asyncio.DatagramTransport | None = None
+        self.udp: asyncio.DatagramTransport | FastUdpListener | None = None
+        self.fast_udp: FastUdpListener | None = None
         self.stop = asyncio.Event()
         self.drain_deadline: float | None = None
         self.secrets_generation = shared.get("secrets_generation")
@@ -190,6 +202,10 @@ class Worker:
 
     async def _attach_relay(self, client: Client, sock: socket.socket) -> None:
         relayed = (self.relay_ip, sock.getsockname()[1])
+        if self.fast_udp is not None and not self.fast_udp.closed:
+            self.relays[relayed] = FastRelaySocket(self.fast_udp, sock, relayed)
+            self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+            return
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
@@ -224,10 +240,15 @@ class Worker:
     async def start(self) -> None:
         """Attach the pre-bound sockets to the event loop."""
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: UdpListener(self), sock=self.sockets.udp
-        )
-        self.udp = udp
+        if self.fast is not None:
+            self.fast_udp = FastUdpListener(self, self.sockets.udp, self.fast)
+            self.fast_udp.start()
+            self.udp = self.fast_udp
+        else:
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpListener(self), sock=self.sockets.udp
+            )
+            self.udp = udp
         self._servers.append(
             await loop.create_server(lambda: StreamConnection(self, "tcp"), sock=self.sockets.tcp)
         )
@@ -302,7 +323,12 @@ class Worker:
         s.worker_set(i, "allocations_created", stats.allocations_created)
         s.worker_set(i, "rate_limited", stats.rate_limited)
         s.worker_set(i, "malformed", stats.malformed)
-        s.worker_set(i, "dropped", stats.dropped)
+        dropped, local = stats.dropped, stats.local_delivered
+        if self.fast_udp is not None:
+            dropped += self.fast_udp.routes.dropped
+            local += self.fast_udp.routes.local_delivered
+        s.worker_set(i, "dropped", dropped)
+        s.worker_set(i, "local_delivered", local)
         s.worker_set(i, "tcp_connections", len(self.streams))
         s.worker_set(i, "draining", 1 if self.server.draining else 0)
         for code in ERROR_CODES:
