@@ -8,6 +8,7 @@ bound: a steady rise over its last samples, larger than the noise of a busy proc
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -65,8 +66,9 @@ def _rises(values: list[int], *, noise: int, jitter: int) -> bool:
     tail = values[-TAIL:]
     if len(tail) < TAIL:
         return False
-    steps = [b - a for a, b in zip(tail, tail[1:], strict=False)]
-    return all(s >= -jitter for s in steps) and sum(1 for s in steps if s > 0) >= len(steps) - 1 \
+    steps = [b - a for a, b in itertools.pairwise(tail)]
+    rising = sum(1 for s in steps if s > 0)
+    return all(s >= -jitter for s in steps) and rising >= len(steps) - 1 \
         and tail[-1] - tail[0] > noise
 
 

@@ -107,7 +107,7 @@ async def run(args: argparse.Namespace, stack: bench_stack.BenchStack) -> dict[s
     }
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=15.0, help="measured run after warm-up")
@@ -124,7 +124,11 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=120.0, help="seconds a media call lasts")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="also write the summary here")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     if args.seconds is None:
         args.seconds = args.minutes * 60
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -167,8 +167,10 @@ async def visit(api: httpx.AsyncClient, ws_base: str, room: str, tally: Tally,
         next_ping = time.monotonic() + ping_every
         until = time.monotonic() + stay
         while time.monotonic() < until and not stop.is_set():
-            await asyncio.sleep(min(rng.uniform(2.0, 6.0), max(0.0, until - time.monotonic())))
-            if reader.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(rng.uniform(2.0, 6.0),
+                                                        max(0.0, until - time.monotonic())))
+            if reader.done() or stop.is_set():
                 break
             roll = rng.random()
             if roll < 0.5:

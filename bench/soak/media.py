@@ -92,6 +92,7 @@ class MediaPeer:
     tally: Tally
     media: MediaTally
     video: int = 0
+    up: asyncio.Event = field(default_factory=asyncio.Event)  # MIN_FRAMES video frames in
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -110,6 +111,8 @@ class MediaPeer:
                 if track.kind == "video":
                     self.video += 1
                     self.media.video_frames += 1
+                    if self.video >= MIN_FRAMES:
+                        self.up.set()
                 else:
                     self.media.audio_frames += 1
 
@@ -156,8 +159,8 @@ class MediaPeer:
 
 async def _wait_up(caller: MediaPeer, callee: MediaPeer, opened: asyncio.Event) -> None:
     await opened.wait()
-    while caller.video < MIN_FRAMES or callee.video < MIN_FRAMES:
-        await asyncio.sleep(0.05)
+    await caller.up.wait()
+    await callee.up.wait()
 
 
 async def call(api: httpx.AsyncClient, ws_base: str, room: str, tally: Tally,

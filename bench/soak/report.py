@@ -14,7 +14,7 @@ def _mib(kib: int) -> str:
 
 def rows(series: dict[str, list[Sample]], *, elapsed: float) -> list[dict[str, Any]]:
     """One row per process: start/end RSS (MiB) and fds, CPU % of one core, verdict."""
-    out = []
+    out: list[dict[str, Any]] = []
     for name, samples in series.items():
         if not samples:
             out.append({"process": name, "verdict": "gone"})
@@ -22,7 +22,8 @@ def rows(series: dict[str, list[Sample]], *, elapsed: float) -> list[dict[str, A
         first, last = samples[0], samples[-1]
         cpu = (last.cpu_s - first.cpu_s) / elapsed * 100 if elapsed > 0 else 0.0
         out.append({
-            "process": name, "rss_mib_start": _mib(first.rss_kib), "rss_mib_end": _mib(last.rss_kib),
+            "process": name,
+            "rss_mib_start": _mib(first.rss_kib), "rss_mib_end": _mib(last.rss_kib),
             "rss_mib_max": _mib(max(s.rss_kib for s in samples)),
             "fds_start": first.fds, "fds_end": last.fds, "fds_max": max(s.fds for s in samples),
             "cpu_percent": round(cpu, 1),
