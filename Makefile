@@ -82,3 +82,11 @@ clean:
 # relay-forced; prints the table and writes it into docs/resilience.md (a few minutes).
 chaos: setup
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+# Load and soak of the whole dev stack (bench/README.md, "Load and soak"); long: not in `bench`.
+.PHONY: bench-load soak
+bench-load: setup
+	$(BIN)/python -m bench.load
+
+soak: setup
+	nice -n 10 $(BIN)/python -m bench.soak --minutes 15

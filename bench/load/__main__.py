@@ -45,12 +45,15 @@ CLIENT = "load-generator"
 STACK_ENV = {"PARLEY_JOIN_GRACE": "600"}
 
 
-def _cpu(stack: bench_stack.BenchStack) -> dict[str, float]:
+def _cpu(stack: bench_stack.BenchStack, rss: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds so far of every stack process and of this one; their RSS (MiB) into `rss`."""
     out: dict[str, float] = {}
     for name, pid in stack.processes().items():
         s = sample(pid, t=0.0)
         if s is not None:
             out[name] = s.cpu_s
+            if rss is not None:
+                rss[name] = round(s.rss_kib / 1024, 1)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     out[CLIENT] = ru.ru_utime + ru.ru_stime
     return out
@@ -169,7 +172,7 @@ async def _phase(name: str, rates: list[float], seconds: float,
         op = await make(rate)
         before = _cpu(stack)
         r = await run_step(rate, seconds, op)
-        after = _cpu(stack)
+        after = _cpu(stack, r.rss_mib)
         r.cpu_s = {k: after[k] - before[k] for k in after if k in before}
         results.append(r)
         print(_line(name, r), file=sys.stderr, flush=True)
@@ -216,7 +219,8 @@ async def run(args: argparse.Namespace, stack: bench_stack.BenchStack) -> dict[s
             "stack_cores": round(sum(v for k, v in r.cpu_s.items() if k != CLIENT)
                                  / max(r.wall_s, 1e-9), 2),
             "cores_by_process": {k: round(v / max(r.wall_s, 1e-9), 2)
-                                 for k, v in sorted(r.cpu_s.items())}, "passed": r.passed()}
+                                 for k, v in sorted(r.cpu_s.items())},
+            "rss_mib_after": r.rss_mib, "passed": r.passed()}
             for r in rs]}
         for phase, rs in out.items()}
 

@@ -40,6 +40,7 @@ class StepResult:
     done: int = 0
     wall_s: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)  # process name -> CPU seconds
+    rss_mib: dict[str, float] = field(default_factory=dict)  # process name -> RSS after
 
     @property
     def p50(self) -> float:

@@ -76,13 +76,16 @@ async def run(args: argparse.Namespace, stack: bench_stack.BenchStack) -> dict[s
         series[SELF] = []
         t0 = time.monotonic()
         await _record(stack, series, t0)
+        load = [round(os.getloadavg()[0], 1)]
         end = t0 + args.seconds
         while (now := time.monotonic()) < end:
             await asyncio.sleep(min(args.sample_every, end - now))
             await _record(stack, series, t0)
             mins = (time.monotonic() - t0) / 60
+            load.append(round(os.getloadavg()[0], 1))
             print(f"soak: {mins:.1f} min, visits {tally.visits}, calls {mtally.calls}, "
-                  f"client errors {sum(tally.errors.values())}", file=sys.stderr, flush=True)
+                  f"client errors {sum(tally.errors.values())}, machine load {load[-1]}",
+                  file=sys.stderr, flush=True)
         elapsed = time.monotonic() - t0
         stop.set()
         _, pending = await asyncio.wait(tasks, timeout=30)
@@ -92,12 +95,14 @@ async def run(args: argparse.Namespace, stack: bench_stack.BenchStack) -> dict[s
             await asyncio.gather(*pending, return_exceptions=True)
     return {
         "elapsed_s": round(elapsed, 1),
+        "machine_load_1m_per_sample": load,
         "rows": report.rows(series, elapsed=elapsed),
         "clients": {
             "signalling_clients": args.rooms * args.per_room, "rooms": args.rooms,
             "visits": tally.visits, "joins": tally.joins, "leaves": tally.leaves,
             "messages_sent": tally.sent, "messages_received": dict(tally.received),
             "join_ms_p50": _pct(tally.join_ms, 0.5), "join_ms_p99": _pct(tally.join_ms, 0.99),
+            "signals_crossing_a_leave": tally.crossed_leave,
             "errors": dict(tally.errors), "error_examples": tally.examples},
         "media": {"rooms": args.media_rooms, "calls": mtally.calls,
                   "setup_ms_p50": _pct(mtally.setup_ms, 0.5),
@@ -157,8 +162,12 @@ def main() -> None:
     c, m = result["clients"], result["media"]
     print(f"\nsignalling clients: {c['visits']} visits, {c['joins']} joins, {c['leaves']} leaves, "
           f"{c['messages_sent']} messages sent; join (API + socket + welcome) p50 "
-          f"{c['join_ms_p50']} ms, p99 {c['join_ms_p99']} ms; client errors {client_errors} "
-          f"{c['errors'] or ''}")
+          f"{c['join_ms_p50']} ms, p99 {c['join_ms_p99']} ms; signals that crossed a leave "
+          f"(unknown-peer, expected) {c['signals_crossing_a_leave']}; client errors "
+          f"{client_errors} {c['errors'] or ''}")
+    for ex in c["error_examples"]:
+        print(f"  {ex}")
+    print(f"machine load (1 min) at each sample: {result['machine_load_1m_per_sample']}")
     print(f"media calls: {m['calls']} set up through the relay (p50 {m['setup_ms_p50']} ms), "
           f"{m['video_frames']} video / {m['audio_frames']} audio frames received, "
           f"{m['echoes']} data-channel echoes, {m['failures']} failures")

@@ -53,11 +53,16 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     join_ms: list[float] = field(default_factory=list)
+    #: `unknown-peer` answers to a signal sent to a peer that left meanwhile (its
+    #: `peer-left` came first): the documented outcome of a signal crossing a leave.
+    crossed_leave: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     def error(self, kind: str, detail: str = "") -> None:
         self.errors[kind] += 1
         if len(self.examples) < 10:
-            self.examples.append(f"{kind}: {detail}"[:300])
+            at = time.monotonic() - self.started
+            self.examples.append(f"{kind} at {at:.0f} s: {detail}"[:300])
 
 
 @dataclass
@@ -67,6 +72,16 @@ class Joined:
     info: dict[str, Any]
     ws: ClientConnection
     welcome: dict[str, Any]
+    signalled: set[str] = field(default_factory=set)  # peers this one sent a signal to
+    gone: set[str] = field(default_factory=set)  # peers whose `peer-left` came
+
+    def unknown_peer(self, tally: Tally, message: str) -> None:
+        """An `unknown-peer` answer: a crossed leave if a peer signalled has left, else an
+        error (the server forgot a peer that is still there)."""
+        if self.signalled & self.gone:
+            tally.crossed_leave += 1
+        else:
+            tally.error("server-error-unknown-peer", message)
 
     @property
     def peer_id(self) -> str:
@@ -127,6 +142,8 @@ async def leave(api: httpx.AsyncClient, room: str, peer: Joined, tally: Tally) -
 
 
 async def send(peer: Joined, message: dict[str, Any], tally: Tally) -> None:
+    if message["type"] == "signal":
+        peer.signalled.add(message["to"])
     await peer.ws.send(json.dumps(message))
     tally.sent += 1
 
@@ -145,7 +162,11 @@ async def _read(peer: Joined, tally: Tally) -> None:
         msg = json.loads(frame)
         kind = msg.get("type", "?")
         tally.received[kind] += 1
-        if kind == "error":
+        if kind == "peer-left":
+            peer.gone.add(msg.get("peer_id", ""))
+        elif kind == "error" and msg.get("code") == "unknown-peer":
+            peer.unknown_peer(tally, str(msg.get("message")))
+        elif kind == "error":
             tally.error(f"server-error-{msg.get('code')}", str(msg.get("message")))
         elif kind == "signal":
             desc = msg.get("data", {}).get("description")

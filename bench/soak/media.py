@@ -35,6 +35,7 @@ from av import VideoFrame
 from bench.soak.clients import Joined, Tally, join, leave, send
 
 SETUP_TIMEOUT: Final[float] = 30.0
+ECHO_TIMEOUT: Final[float] = 5.0
 WIDTH, HEIGHT, FPS = 160, 120, 15
 MIN_FRAMES: Final[int] = 10  # video frames each side must receive for the call to count as up
 
@@ -138,7 +139,9 @@ class MediaPeer:
             msg = json.loads(frame)
             kind = msg.get("type", "?")
             self.tally.received[kind] += 1
-            if kind == "error":
+            if kind == "error" and msg.get("code") == "unknown-peer":
+                self.joined.unknown_peer(self.tally, str(msg.get("message")))
+            elif kind == "error":
                 self.tally.error(f"server-error-{msg.get('code')}", str(msg.get("message")))
             desc = msg.get("data", {}).get("description") if kind == "signal" else None
             if desc is None:
@@ -155,6 +158,11 @@ class MediaPeer:
         for t in self.tasks:
             with contextlib.suppress(BaseException):
                 await t
+
+
+async def _echo(echoes: asyncio.Queue[str], expected: str) -> None:
+    while await echoes.get() != expected:
+        pass
 
 
 async def _wait_up(caller: MediaPeer, callee: MediaPeer, opened: asyncio.Event) -> None:
@@ -192,14 +200,16 @@ async def call(api: httpx.AsyncClient, ws_base: str, room: str, tally: Tally,
         media.calls += 1
         media.setup_ms.append(1000 * (time.perf_counter() - started))
         until = time.monotonic() + hold
+        n = 0
         while time.monotonic() < until and not stop.is_set():
             before = (caller.video, callee.video)
-            channel.send(f"echo {time.time():.3f}")
-            try:
-                await asyncio.wait_for(echoes.get(), 5.0)
+            n += 1
+            channel.send(f"echo {n}")
+            try:  # SCTP is reliable: an echo is late, never lost (a late one is skipped)
+                await asyncio.wait_for(_echo(echoes, f"echo {n}"), ECHO_TIMEOUT)
                 media.echoes += 1
             except TimeoutError:
-                tally.error("media-echo-lost")
+                tally.error("media-echo-late", f"no echo within {ECHO_TIMEOUT:.0f} s")
             await asyncio.sleep(1.0)
             if (caller.video, callee.video) == before:
                 tally.error("media-stalled", "no video frame in a second")

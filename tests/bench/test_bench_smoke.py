@@ -40,7 +40,7 @@ async def test_bench_load_smoke(stack: bench_stack.BenchStack) -> None:
 
 async def test_bench_soak_smoke(stack: bench_stack.BenchStack) -> None:
     args = soak_cli.parser().parse_args(
-        ["--seconds", "6", "--warmup", "3", "--sample-every", "3", "--rooms", "2",
+        ["--seconds", "4", "--warmup", "2", "--sample-every", "2", "--rooms", "2",
          "--media-rooms", "1", "--stay-min", "2", "--stay-max", "4", "--pause-min", "0.2",
          "--pause-max", "1", "--hold", "3"])
     result = await soak_cli.run(args, stack)
