@@ -33,7 +33,14 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench import stack as bench_stack
-from bench.load.steps import P99_TARGET_MS, StepResult, run_step, sustained
+from bench.load.steps import (
+    P99_TARGET_MS,
+    StepResult,
+    percentile,
+    run_step,
+    sustained,
+    throughput,
+)
 from bench.procs import sample
 
 JOIN_RATES = [10, 20, 40, 60, 80, 100, 125, 150, 200, 250, 300, 400, 500]
@@ -155,31 +162,46 @@ async def prefetch(api: httpx.AsyncClient, n: int, per_room: int) -> list[dict[s
 def _line(phase: str, r: StepResult) -> str:
     server = sum(v for k, v in r.cpu_s.items() if k != CLIENT) / max(r.wall_s, 1e-9)
     errs = sum(r.errors.values())
+    client_ms = 1000 * r.cpu_s.get(CLIENT, 0.0) / max(r.done, 1)
     return (f"{phase} {r.rate:6.0f}/s offered  {r.achieved:6.1f}/s done  p50 {r.p50:6.1f} ms  "
-            f"p99 {r.p99:6.1f} ms  errors {errs:4d}  client {r.cores(CLIENT):.2f} cores  "
+            f"p99 {r.p99:6.1f} ms  errors {errs:4d}  CPU/op stack "
+            f"{r.cpu_ms_per_op(exclude=CLIENT):.1f} ms, client {client_ms:.1f} ms  "
+            f"client {r.cores(CLIENT):.2f} cores  "
             f"stack {server:.2f} cores (rooms {r.cores('rooms'):.2f}, signaling "
             f"{r.cores('signaling'):.2f}, gateway {r.cores('gateway'):.2f}, redis "
             f"{r.cores('redis-server'):.2f}, nats {r.cores('nats-server'):.2f})  "
-            f"{'PASS' if r.passed() else 'fail'}")
+            f"{'PASS' if r.passed() else 'fail'}{'' if r.keeps_up() else ' (behind)'}")
+
+
+async def idle_cores(stack: bench_stack.BenchStack, seconds: float = 3.0) -> dict[str, float]:
+    """Each process's CPU (cores) with no load: timers, heartbeats; taken off each step."""
+    before = _cpu(stack)
+    t = time.perf_counter()
+    await asyncio.sleep(seconds)
+    after = _cpu(stack)
+    wall = time.perf_counter() - t
+    return {k: (after[k] - before[k]) / wall for k in after if k in before and k != CLIENT}
 
 
 async def _phase(name: str, rates: list[float], seconds: float,
                  stack: bench_stack.BenchStack,
                  make: Callable[[float], Awaitable[Callable[[int], Awaitable[list[float]]]]],
-                 ) -> list[StepResult]:
+                 idle: dict[str, float]) -> list[StepResult]:
     results: list[StepResult] = []
+    await run_step(rates[0], 2.0, await make(rates[0]))  # warm-up, not counted
     for rate in rates:
         op = await make(rate)
         before = _cpu(stack)
         r = await run_step(rate, seconds, op)
         after = _cpu(stack, r.rss_mib)
-        r.cpu_s = {k: after[k] - before[k] for k in after if k in before}
+        r.cpu_s = {k: max(0.0, after[k] - before[k] - idle.get(k, 0.0) * r.wall_s)
+                   for k in after if k in before}
         results.append(r)
         print(_line(name, r), file=sys.stderr, flush=True)
         if r.errors:
             print(f"  errors: {dict(r.errors)}", file=sys.stderr, flush=True)
-        if len(results) >= 2 and not results[-1].passed() and not results[-2].passed():
-            break  # two failing steps in a row: past what it sustains
+        if len(results) >= 2 and not results[-1].keeps_up() and not results[-2].keeps_up():
+            break  # two steps in a row with errors or a backlog: past its throughput
         await asyncio.sleep(1.0)  # let the stack settle between steps
     return results
 
@@ -203,26 +225,44 @@ async def run(args: argparse.Namespace, stack: bench_stack.BenchStack) -> dict[s
             pending.append(Connects(stack.ws_base, infos))
             return pending[-1].op
 
+        idle = await idle_cores(stack, args.idle_seconds)
         out: dict[str, list[StepResult]] = {}
         if "joins" in args.phases:
-            out["joins"] = await _phase("joins   ", args.join_rates, args.seconds, stack, joins)
+            out["joins"] = await _phase("joins   ", args.join_rates, args.seconds, stack, joins,
+                                        idle)
         if "connects" in args.phases:
             out["connects"] = await _phase("connects", args.connect_rates, args.seconds, stack,
-                                           connects)
+                                           connects, idle)
             for c in pending:
                 await asyncio.gather(*c.closing)
     return {
-        phase: {"sustained_per_second": sustained(rs), "steps": [{
+        "idle_stack_cores": round(sum(idle.values()), 3),
+        **{phase: {"sustained_per_second": sustained(rs), "throughput_per_second": throughput(rs),
+                **_cost(rs), "steps": [{
             "rate": r.rate, "achieved": round(r.achieved, 1), "p50_ms": round(r.p50, 1),
             "p99_ms": round(r.p99, 1), "errors": dict(r.errors),
             "client_cores": round(r.cores(CLIENT), 2),
+            "stack_cpu_ms_per_op": round(r.cpu_ms_per_op(exclude=CLIENT), 2),
             "stack_cores": round(sum(v for k, v in r.cpu_s.items() if k != CLIENT)
                                  / max(r.wall_s, 1e-9), 2),
             "cores_by_process": {k: round(v / max(r.wall_s, 1e-9), 2)
                                  for k, v in sorted(r.cpu_s.items())},
             "rss_mib_after": r.rss_mib, "passed": r.passed()}
             for r in rs]}
-        for phase, rs in out.items()}
+           for phase, rs in out.items()}}
+
+
+def _cost(results: list[StepResult]) -> dict[str, float]:
+    """CPU ms per operation (median over the steps that kept up) of the stack and of the
+    load generator, and the rates 2 free cores would allow at that cost."""
+    ok = [r for r in results if r.keeps_up()] or results
+    stack = percentile([r.cpu_ms_per_op(exclude=CLIENT) for r in ok], 0.5)
+    client = percentile([1000 * r.cpu_s.get(CLIENT, 0.0) / max(r.done, 1) for r in ok], 0.5)
+    cores = float(os.cpu_count() or 1)
+    return {"stack_cpu_ms_per_op": round(stack, 2), "client_cpu_ms_per_op": round(client, 2),
+            "cpu_bound_per_second_stack_alone": round(1000 * cores / stack) if stack else 0,
+            "cpu_bound_per_second_with_client": round(1000 * cores / (stack + client))
+            if stack + client else 0}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -236,6 +276,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--per-room", type=int, default=4, help="peers per room (capacity 6)")
     ap.add_argument("--connections", type=int, default=256,
                     help="HTTP keep-alive connections of the load generator")
+    ap.add_argument("--idle-seconds", type=float, default=3.0,
+                    help="idle CPU measured first and taken off each step's CPU")
     ap.add_argument("--json", help="also write the result here")
     return ap
 
@@ -260,8 +302,16 @@ def main() -> None:
                         None)
             extra = (f" (p99 {best['p99_ms']} ms; load generator {best['client_cores']} "
                      f"cores, stack {best['stack_cores']} cores)") if best else ""
+            top = next((s for s in res["steps"] if s["rate"] == res["throughput_per_second"]),
+                       None)
             print(f"{phase}: {res['sustained_per_second']:.0f}/s sustained at p99 < "
-                  f"{P99_TARGET_MS:.0f} ms with no error{extra}")
+                  f"{P99_TARGET_MS:.0f} ms with no error{extra}; kept up (no error, no "
+                  f"backlog) to {res['throughput_per_second']:.0f}/s"
+                  + (f" (p99 {top['p99_ms']} ms)" if top else "")
+                  + f"; CPU per operation: stack {res['stack_cpu_ms_per_op']} ms, load "
+                  f"generator {res['client_cpu_ms_per_op']} ms -> CPU-bound ceiling on "
+                  f"{os.cpu_count()} free cores {res['cpu_bound_per_second_with_client']}/s "
+                  f"({res['cpu_bound_per_second_stack_alone']}/s with the generator elsewhere)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -5,7 +5,10 @@
 latencies), with a cap on operations in flight. `StepResult` and `sustained` are pure: a
 step passes when its p99 is under the target and nothing failed; the sustained rate is the
 highest passing rate below the first two failing steps in a row (one failing step on a
-shared machine can be a hiccup).
+shared machine can be a hiccup). A step *keeps up* when nothing failed and the work offered
+was done within `KEEP_UP_SLACK` of the step's end (no backlog): the highest such rate is the
+throughput, whatever the latency. CPU seconds per operation of each process is the figure
+that moves least with the machine's other load.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Final
 
 P99_TARGET_MS: Final[float] = 100.0
 MAX_IN_FLIGHT: Final[int] = 2000
+KEEP_UP_SLACK: Final[float] = 1.0  # s after the step's end by which its work is done
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,6 +62,15 @@ class StepResult:
     def passed(self, target_ms: float = P99_TARGET_MS) -> bool:
         return not self.errors and self.done > 0 and self.p99 < target_ms
 
+    def keeps_up(self) -> bool:
+        return not self.errors and self.done > 0 and self.wall_s <= self.seconds + KEEP_UP_SLACK
+
+    def cpu_ms_per_op(self, *, exclude: str) -> float:
+        """CPU ms per completed operation of every process but `exclude` (the generator)."""
+        if not self.done:
+            return float("nan")
+        return 1000 * sum(v for k, v in self.cpu_s.items() if k != exclude) / self.done
+
     def cores(self, name: str) -> float:
         """CPU of one process (or the sum of names starting with `name`) in cores."""
         total = sum(v for k, v in self.cpu_s.items() if k == name or k.startswith(name + "#"))
@@ -77,6 +90,11 @@ def sustained(results: list[StepResult], target_ms: float = P99_TARGET_MS) -> fl
         else:
             failed_before = True
     return best
+
+
+def throughput(results: list[StepResult]) -> float:
+    """The highest rate that kept up (no error, no backlog), whatever its latency."""
+    return max((r.rate for r in results if r.keeps_up()), default=0.0)
 
 
 async def run_step(rate: float, seconds: float,
