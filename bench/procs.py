@@ -99,12 +99,14 @@ class LogScan:
     errors: int
     warnings: int
     examples: tuple[str, ...]
+    warning_examples: tuple[str, ...] = ()
 
 
 def scan_log(text: str, *, keep: int = 5) -> LogScan:
     """Count error lines (tracebacks, ERROR/CRITICAL, NATS [ERR], restarts) and warnings."""
     errors = warnings = 0
     examples: list[str] = []
+    warned: list[str] = []
     for line in text.splitlines():
         if _ERROR_LINE.search(line):
             errors += 1
@@ -112,4 +114,6 @@ def scan_log(text: str, *, keep: int = 5) -> LogScan:
                 examples.append(line[:300])
         elif _WARNING_LINE.search(line):
             warnings += 1
-    return LogScan(errors, warnings, tuple(examples))
+            if len(warned) < keep:
+                warned.append(line[:300])
+    return LogScan(errors, warnings, tuple(examples), tuple(warned))

@@ -152,7 +152,8 @@ def main() -> None:
              and r["process"] != SELF]
     result.update(started=started, cpus=os.cpu_count(), load_average=os.getloadavg(),
                   stack_exit_code=code, log_errors=log_errors,
-                  log_examples={k: list(s.examples) for k, s in scans.items() if s.examples},
+                  log_examples={k: [*s.examples, *s.warning_examples] for k, s in scans.items()
+                                if s.examples or s.warning_examples},
                   method=(f"{args.rooms} rooms x {args.per_room} signalling-only clients, "
                           f"{args.media_rooms} rooms x 2 aiortc peers (relay only); warm-up "
                           f"{args.warmup:.0f} s, then {args.seconds:.0f} s sampled every "

@@ -57,4 +57,6 @@ def log_lines(scans: dict[str, LogScan]) -> str:
     for name, s in scans.items():
         for ex in s.examples:
             text += f"\n  {name}: {ex}"
+        for ex in s.warning_examples:
+            text += f"\n  {name} (warning): {ex}"
     return text
