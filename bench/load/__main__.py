@@ -186,9 +186,10 @@ async def idle_cores(stack: bench_stack.BenchStack, seconds: float = 3.0) -> dic
 async def _phase(name: str, rates: list[float], seconds: float,
                  stack: bench_stack.BenchStack,
                  make: Callable[[float], Awaitable[Callable[[int], Awaitable[list[float]]]]],
-                 idle: dict[str, float]) -> list[StepResult]:
+                 idle: dict[str, float], warmup: float) -> list[StepResult]:
     results: list[StepResult] = []
-    await run_step(rates[0], 2.0, await make(rates[0]))  # warm-up, not counted
+    if warmup > 0:
+        await run_step(rates[0], warmup, await make(rates[0]))  # not counted
     for rate in rates:
         op = await make(rate)
         before = _cpu(stack)
@@ -229,10 +230,10 @@ async def run(args: argparse.Namespace, stack: bench_stack.BenchStack) -> dict[s
         out: dict[str, list[StepResult]] = {}
         if "joins" in args.phases:
             out["joins"] = await _phase("joins   ", args.join_rates, args.seconds, stack, joins,
-                                        idle)
+                                        idle, args.warmup)
         if "connects" in args.phases:
             out["connects"] = await _phase("connects", args.connect_rates, args.seconds, stack,
-                                           connects, idle)
+                                           connects, idle, args.warmup)
             for c in pending:
                 await asyncio.gather(*c.closing)
     return {
@@ -276,6 +277,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--per-room", type=int, default=4, help="peers per room (capacity 6)")
     ap.add_argument("--connections", type=int, default=256,
                     help="HTTP keep-alive connections of the load generator")
+    ap.add_argument("--warmup", type=float, default=2.0,
+                    help="seconds at the first rate before the steps, not counted")
     ap.add_argument("--idle-seconds", type=float, default=3.0,
                     help="idle CPU measured first and taken off each step's CPU")
     ap.add_argument("--json", help="also write the result here")

@@ -30,7 +30,8 @@ def stack() -> Iterator[bench_stack.BenchStack]:
 
 async def test_bench_load_smoke(stack: bench_stack.BenchStack) -> None:
     args = load_cli.parser().parse_args(
-        ["--join-rates", "5", "--connect-rates", "5", "--seconds", "1.5", "--idle-seconds", "1"])
+        ["--join-rates", "5", "--connect-rates", "5", "--seconds", "1.5", "--idle-seconds", "1",
+         "--warmup", "0.5"])
     result = await load_cli.run(args, stack)
     for phase in ("joins", "connects"):  # the p99 of a few requests is not judged here
         step = result[phase]["steps"][0]
