@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py services/relay/_fastpath.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python >= 3.11")'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -84,7 +84,7 @@ chaos: setup
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 # Load and soak of the whole dev stack (bench/README.md, "Load and soak"); long: not in `bench`.
-.PHONY: bench-load soak
+.PHONY: chaos bench-load soak
 bench-load: setup
 	$(BIN)/python -m bench.load
 
