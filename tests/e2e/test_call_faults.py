@@ -27,6 +27,9 @@ pytestmark = pytest.mark.e2e
 
 NewPage = Callable[[], Page]
 RECOVERY_LIMIT = 20.0  # s: loose, the figure is printed
+# s: a page whose replica dies resumes on the live one at once (about 0.1 s measured; the
+# gateway passes a refused connection to the next replica); loose for a loaded 2-core box
+RESUME_LIMIT = 5.0
 POLL = 0.1
 CONSOLE: dict[int, list[tuple[float, str]]] = {}  # console lines by page, for failures
 
@@ -171,6 +174,20 @@ def _replica_of_next_join(stack: Stack, join: Callable[[], str]) -> tuple[str, s
     raise AssertionError(f"which replica took the join? {before} -> {_replica_stats(stack)}")
 
 
+def _wait_replica_ready(stack: Stack, name: str) -> None:
+    """Wait until replica `name` (killed earlier, restarted by the stack) answers /readyz."""
+    deadline = time.monotonic() + RECOVERY_LIMIT
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{stack.internal_url(name)}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass  # not listening yet: a restart takes seconds on a busy machine
+        time.sleep(POLL)
+    raise AssertionError(f"{name} was not back within {RECOVERY_LIMIT:.0f} s")
+
+
 def _resumed(page: Page, sockets_before: int) -> None:
     page.wait_for_function(
         """(n) => window.__sockets.length > n &&
@@ -236,7 +253,11 @@ def test_call_signaling_replica_killed_peers_resume_and_resync(
     owner.wait_for_timeout(500)
     expect(owner.locator(".msg .text")).to_have_count(2)
 
-    # Kill the replica B now uses, with nothing held: the time until B signals again.
+    # Kill the replica B now uses, with nothing held: the time until B signals again. The
+    # replica killed first must be back, or this is the loss of both (the stack restarts a
+    # replica in 2-8 s on a busy machine; until then every handshake gets a 502, 1006 for
+    # the page, and B waits for that restart instead of resuming on the other replica).
+    _wait_replica_ready(stack, b_replica)
     stats = _replica_stats(stack)
     holding = [n for n in stats if stats[n]["resumed"] >= 1]  # B's resume is the only one
     assert len(holding) == 1, stats
@@ -246,9 +267,9 @@ def test_call_signaling_replica_killed_peers_resume_and_resync(
     stack.kill(now_on)
     _resumed(b, sockets)
     back = time.time() - killed_at
-    closed = float(b.evaluate("() => window.__lastClose")) / 1000 - killed_at
     sockets_log = [(round(t / 1000 - killed_at, 2), n, what) for t, n, what in
                    b.evaluate("() => window.__socketLog") if t / 1000 >= killed_at - 1]
+    closed = next(t for t, _, what in sockets_log if t >= 0 and what.startswith("close"))
     assert b.evaluate("() => window.parley.peerId()") == b_id
     ui.button(owner, "Unmute").click()
     expect(b.locator(f"{tile} .pill.muted")).to_be_hidden(timeout=10_000)
@@ -256,7 +277,7 @@ def test_call_signaling_replica_killed_peers_resume_and_resync(
          f"signals again {back:.1f} s after the kill (its socket closed after {closed:.1f} s; "
          "resumed, same peer id); media never stopped"
          + (f"; sockets {sockets_log}" if back > 2 else ""))
-    assert back < RECOVERY_LIMIT
+    assert back < RESUME_LIMIT, sockets_log
 
 
 def test_call_chat_of_a_page_back_as_new_participant_is_marked_not_sent_with_retry(
