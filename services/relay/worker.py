@@ -205,6 +205,7 @@ class Worker:
         if self.fast_udp is not None and not self.fast_udp.closed:
             self.relays[relayed] = FastRelaySocket(self.fast_udp, sock, relayed)
             self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+            self._trace_allocation(client)
             return
         loop = asyncio.get_running_loop()
         try:
