@@ -53,8 +53,9 @@ def restricted_namespace(plane: ControlPlane) -> str:
 
 
 def prerequisites(plane: ControlPlane, ns: str, values: dict[str, Any]) -> None:
-    """What a values file expects to exist already (its existing Secrets), and the volume a
-    cluster's storage provisioner would give the bundled NATS (none runs here)."""
+    """What a values file expects to exist already (its existing Secrets, the Prometheus
+    Operator's CRDs), and the volume a cluster's storage provisioner would
+    give the bundled NATS (none runs here)."""
     objects: list[dict[str, Any]] = []
     existing = values.get("secrets", {})
     if existing.get("existingSecret"):
@@ -77,6 +78,13 @@ def prerequisites(plane: ControlPlane, ns: str, values: dict[str, Any]) -> None:
     for obj in objects:
         out = plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
         assert out.returncode == 0, out.stderr
+    if values.get("prometheusRule", {}).get("enabled"):  # the Prometheus Operator's CRD
+        crds = Path(__file__).parent / "crds" / "prometheus-operator.yaml"
+        out = plane.kubectl("apply", "-f", str(crds))
+        assert out.returncode == 0, out.stderr
+        wait = plane.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                             "-f", str(crds))
+        assert wait.returncode == 0, wait.stderr
 
 
 def generated_secrets(plane: ControlPlane, ns: str) -> dict[str, dict[str, str]]:
