@@ -19,6 +19,7 @@ from aiortc.rtcdtlstransport import (
     certificate_digest,
 )
 from OpenSSL import SSL
+import contextlib
 
 RECORD_BYTES: Final[int] = 1500
 MAX_RECORDS_PER_CALL: Final[int] = 32
@@ -84,10 +85,8 @@ class DtlsEndpoint:
     def close(self) -> list[bytes]:
         """A close_notify alert to send, if connected."""
         if self.state is DtlsState.CONNECTED:
-            try:
+            with contextlib.suppress(SSL.Error):
                 self._ssl.shutdown()
-            except SSL.Error:
-                pass
         self.state = DtlsState.CLOSED
         return self._drain()
 

@@ -18,7 +18,8 @@ from .forwarding.router import PeerMedia, Slot
 
 MAX_MLINES: Final[int] = 128
 MAX_SLOTS: Final[int] = 50
-_FINGERPRINT: Final[re.Pattern[str]] = re.compile(r"^(sha-256|sha-384|sha-512) ([0-9A-Fa-f:]{1,200})$")
+_FINGERPRINT: Final[re.Pattern[str]] = re.compile(
+    r"^(sha-256|sha-384|sha-512) ([0-9A-Fa-f:]{1,200})$")
 _TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9+/=_-]{1,256}$")
 
 
