@@ -50,8 +50,10 @@ class Runtime:
 
     async def close(self) -> None:
         """Unsubscribe, close NATS, close the Kubernetes client."""
-        if self.subscription is not None:
-            with contextlib.suppress(Exception):  # closing anyway
-                await self.subscription.unsubscribe()
+        subs = self.subscription if isinstance(self.subscription, list) else [self.subscription]
+        for sub in subs:
+            if sub is not None:
+                with contextlib.suppress(Exception):  # closing anyway
+                    await sub.unsubscribe()
         await self.bus.close()
         await self.kube.close()
