@@ -11,7 +11,8 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-app = typer.Typer(help="The RelayPool operator.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="The RelayPool and SfuPool operator.", no_args_is_help=True,
+                  add_completion=False)
 
 
 def _load(path: Path, what: str) -> Any:
@@ -78,6 +79,15 @@ def run(
         envvar="PARLEY_OPERATOR_RELAY_NATS_URL",
         help="NATS URL given to relay pods (default: --nats-url), or secret:<name>/<key> "
              "for a Secret holding it.")] = None,
+    sfu_nats_url: Annotated[str | None, typer.Option(
+        envvar="PARLEY_OPERATOR_SFU_NATS_URL",
+        help="NATS URL given to SFU pods (the sfu user; default: --relay-nats-url), or "
+             "secret:<name>/<key>.")] = None,
+    otel_exporter: Annotated[str, typer.Option(
+        envvar="PARLEY_OTEL_EXPORTER",
+        help="Trace exporter given to relay pods (none, console, otlp); with "
+             "OTEL_EXPORTER_OTLP_ENDPOINT, that endpoint goes to relay and SFU pods too.")]
+    = "none",
     standalone: Annotated[bool, typer.Option(
         help="Run without kopf peering (one operator replica).")] = True,
     peering: Annotated[str | None, typer.Option(
@@ -91,12 +101,17 @@ def run(
     interval: Annotated[float, typer.Option(min=1, help="Seconds between rounds per pool.")]
     = 10.0,
 ) -> None:
-    """Run the RelayPool operator (kopf) until SIGTERM."""
+    """Run the RelayPool and SfuPool operator (kopf) until SIGTERM."""
     import asyncio
+    import os
 
     from parley_operator.handlers import Options, run_operator
+    from parley_operator.manifests import Tracing
 
+    tracing = Tracing(exporter=otel_exporter,
+                      otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
     opts = Options(nats_url=nats_url, relay_nats_url=relay_nats_url, server=server,
+                   sfu_nats_url=sfu_nats_url, tracing=tracing,
                    reconcile_seconds=interval)
     asyncio.run(run_operator(opts, namespaces=list(namespace or []), standalone=standalone,
                              peering=peering, liveness=liveness))

@@ -2,10 +2,10 @@
 
 A member is a relay (RelayPool) or an SFU (SfuPool); `RelayState` stands for either.
 `HeartbeatCache` is fed by NATS subscriptions (`subscribe_heartbeats`: relays' and SFUs')
-and keeps each member's last heartbeat with the (monotonic) time it arrived; a relay whose heartbeat is
-older than the cache's TTL counts as not ready. `collect_relays` and `build_observed` are
-pure: Kubernetes objects + heartbeats + probe records in, `RelayState`s and the planner's
-`Observed` out.
+and keeps each member's last heartbeat with the (monotonic) time it arrived; a member whose
+heartbeat is older than the cache's TTL counts as not ready. `collect_relays` and
+`build_observed` are pure: Kubernetes objects + heartbeats + probe records in, `RelayState`s
+and the planner's `Observed` out.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class PoolKind:
     one Pod and, unless on the host network, one Service of its own.
     """
 
-    kind: str  # the custom resource's kind
+    kind: Literal["RelayPool", "SfuPool"]  # the custom resource's kind
     plural: str  # its plural (API path)
     component: str  # app.kubernetes.io/component of its Pods and Services
     member_label: str  # label carrying the member's id

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parley_operator.kube import Kube
+from parley_operator.manifests import Tracing
 from parley_operator.observe import HeartbeatCache, ProbeRecord
 from parley_operator.pool import PoolRef
 from parley_operator.probe import ProbeFn, subprocess_probe
@@ -33,6 +34,8 @@ class Runtime:
     bus: NatsBus
     relay_nats_url: str
     cache: HeartbeatCache
+    sfu_nats_url: str | None = None  # what SFU pods connect to (the sfu user)
+    tracing: Tracing | None = None  # trace settings copied to the pods
     probe: ProbeFn = subprocess_probe
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic

@@ -1,4 +1,5 @@
-"""The RelayPool spec as pydantic models (the CRD's schema, mirrored for the pure planner)."""
+"""The RelayPool and SfuPool specs as pydantic models (the CRDs' schemas, mirrored for the
+pure planner)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A pool's status (RelayPool or SfuPool), computed purely from the relays, the plan and the previous status.
+"""A pool's status (RelayPool or SfuPool), computed purely from its members, the plan and
+the previous status.
 
 Conditions follow the Kubernetes convention (type, status, reason, message,
 lastTransitionTime, observedGeneration); `lastTransitionTime` only moves when a
