@@ -83,6 +83,9 @@ def run(
         envvar="PARLEY_OPERATOR_SFU_NATS_URL",
         help="NATS URL given to SFU pods (the sfu user; default: --relay-nats-url), or "
              "secret:<name>/<key>.")] = None,
+    sfu_pools: Annotated[bool, typer.Option(
+        envvar="PARLEY_OPERATOR_SFU_POOLS",
+        help="Also run SfuPools (needs RBAC on sfupools).")] = False,
     otel_exporter: Annotated[str, typer.Option(
         envvar="PARLEY_OTEL_EXPORTER",
         help="Trace exporter given to relay pods (none, console, otlp); with "
@@ -111,7 +114,7 @@ def run(
     tracing = Tracing(exporter=otel_exporter,
                       otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
     opts = Options(nats_url=nats_url, relay_nats_url=relay_nats_url, server=server,
-                   sfu_nats_url=sfu_nats_url, tracing=tracing,
+                   sfu_nats_url=sfu_nats_url, tracing=tracing, sfu_pools=sfu_pools,
                    reconcile_seconds=interval)
     asyncio.run(run_operator(opts, namespaces=list(namespace or []), standalone=standalone,
                              peering=peering, liveness=liveness))

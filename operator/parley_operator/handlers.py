@@ -51,6 +51,7 @@ class Options:
     probe_tick_seconds: float = 5.0
     heartbeat_ttl: float = 10.0
     probe: bool = True
+    sfu_pools: bool = False  # also run SfuPools (the chart grants their RBAC only then)
 
 
 def _spec(body: kopf.Body | dict[str, Any]
@@ -218,7 +219,7 @@ def make_registry(opts: Options) -> kopf.OperatorRegistry:
     kopf.on.startup(registry=reg)(on_startup)
     kopf.on.cleanup(registry=reg)(on_cleanup)
     kopf.on.login(registry=reg)(on_login)
-    for plural in (PLURAL, SFU_PLURAL):
+    for plural in (PLURAL, SFU_PLURAL) if opts.sfu_pools else (PLURAL,):
         kind = (GROUP, VERSION, plural)
         kopf.on.create(*kind, registry=reg)(on_change)
         kopf.on.resume(*kind, registry=reg)(on_change)

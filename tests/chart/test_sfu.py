@@ -34,6 +34,9 @@ def test_sfu_off_by_default(render: Any) -> None:
     assert "PARLEY_MESH_MAX" not in _env(rooms["spec"]["template"]["spec"]["containers"][0])
     role = _one(manifests, "Role", "parley-operator")
     assert not [r for r in role["rules"] if "sfupools" in r["resources"]]
+    op = _env(_one(manifests, "Deployment", "parley-operator")
+              ["spec"]["template"]["spec"]["containers"][0])
+    assert "PARLEY_OPERATOR_SFU_POOLS" not in op  # it does not watch what it may not read
 
 
 def test_sfu_values_render_the_pool_and_its_settings(render: Any) -> None:
@@ -50,6 +53,7 @@ def test_sfu_values_render_the_pool_and_its_settings(render: Any) -> None:
     assert rooms["PARLEY_MESH_MAX"] == "2" and rooms["PARLEY_SFU_ROOM_CAPACITY"] == "12"
     op = _env(_one(manifests, "Deployment", "parley-operator")
               ["spec"]["template"]["spec"]["containers"][0])
+    assert op["PARLEY_OPERATOR_SFU_POOLS"] == "true"
     assert op["PARLEY_OPERATOR_SFU_NATS_URL"] == "secret:parley-connections/sfuNatsUrl"
     assert op["PARLEY_OTEL_EXPORTER"] == "otlp"
     assert op["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability.svc:4318"
