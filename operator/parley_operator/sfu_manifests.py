@@ -83,7 +83,7 @@ def build_sfu_pod_spec(
               for name, proto, port in sfu_ports(spec)),
             {"name": "http", "containerPort": SFU_HTTP_PORT, "protocol": "TCP"},
         ],
-        **probes(live="/livez", ready="/readyz"),
+        **probes(live="/healthz", ready="/readyz"),  # the relay's HealthServer
     }
     if spec.resources:
         container["resources"] = {k: dict(v) for k, v in spec.resources.items()}

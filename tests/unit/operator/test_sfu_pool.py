@@ -52,7 +52,7 @@ def test_sfu_pod_restricted_without_host_network_and_announces_lb_address() -> N
     assert not any("hostPort" in p for p in c["ports"])
     assert {(p["name"], p["protocol"], p["containerPort"]) for p in c["ports"]} == {
         ("sfu-udp", "UDP", 7882), ("http", "TCP", 9643)}
-    assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     env = _env(pod)
     assert env["PARLEY_SFU_ID"] == SID
