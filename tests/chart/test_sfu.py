@@ -70,7 +70,7 @@ def test_sfu_operator_rbac_only_what_it_needs(render: Any) -> None:
     assert all("sfu" not in str(r.get("resourceNames", "")) for r in role["rules"])
 
 
-def test_sfu_network_policy_selects_operator_made_pods(render: Any) -> None:
+def test_sfu_network_policy_and_pdb_select_operator_made_pods(render: Any) -> None:
     manifests = render(SFU_VALUES)
     pool = _one(manifests, "SfuPool", "parley-sfu")
     s, extras = parse_sfu_pool_spec(pool["spec"])
@@ -90,6 +90,9 @@ def test_sfu_network_policy_selects_operator_made_pods(render: Any) -> None:
     egress = {(p["protocol"], p.get("port")) for r in policy["spec"]["egress"]
               for p in r["ports"]}
     assert egress == {("UDP", 53), ("TCP", 53), ("TCP", 4222), ("TCP", 4318)}
+    pdb = _one(manifests, "PodDisruptionBudget", "parley-sfu")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
     nats = _one(manifests, "NetworkPolicy", "parley-nats")
     assert any(_selects({"spec": {"podSelector": b["podSelector"]}}, labels)
                for b in nats["spec"]["ingress"][0]["from"])
