@@ -34,22 +34,26 @@ def _pydantic_error(exc: ValidationError) -> str:
 
 @app.command("plan")
 def plan_command(
-    pool: Annotated[Path, typer.Option(help="RelayPool YAML (the whole object or its spec).")],
+    pool: Annotated[Path, typer.Option(
+        help="RelayPool or SfuPool YAML (the whole object, or a RelayPool's spec).")],
     observed: Annotated[Path, typer.Option(help="Observed state as JSON.")],
     now: Annotated[str | None, typer.Option(help="ISO 8601 time to plan at (default: now).")]
     = None,
 ) -> None:
     """Print, as JSON, the actions the operator would take for this pool and observed state."""
-    from parley_operator.plan import Observed, plan
     from parley_operator.errors import SpecError
-    from parley_operator.pool import parse_pool_spec
+    from parley_operator.plan import Observed, plan
+    from parley_operator.pool import SFU, kind_of, parse_pool_spec, parse_sfu_pool_spec
 
     doc = _load(pool, "--pool")
     spec_doc = doc.get("spec", doc) if isinstance(doc, dict) else doc
     if not isinstance(spec_doc, dict | None):
-        raise typer.BadParameter("expected a RelayPool or its spec", param_hint="--pool")
-    try:
-        spec, _ = parse_pool_spec(spec_doc)  # the CRD's fields the planner does not need too
+        raise typer.BadParameter("expected a RelayPool, an SfuPool or a spec",
+                                 param_hint="--pool")
+    kind = kind_of(str(doc.get("kind") or "")) if isinstance(doc, dict) else kind_of("")
+    try:  # the CRD's fields the planner does not need are accepted too
+        spec = (parse_sfu_pool_spec(spec_doc)[0].plan_spec() if kind == SFU
+                else parse_pool_spec(spec_doc)[0])
     except SpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--pool") from None
     try:
@@ -65,7 +69,7 @@ def plan_command(
             raise typer.BadParameter(f"not ISO 8601: {now!r}", param_hint="--now") from None
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
-    typer.echo(plan(spec, obs, at).model_dump_json(indent=2))
+    typer.echo(plan(spec, obs, at, kind=kind).model_dump_json(indent=2))
 
 
 @app.command()
