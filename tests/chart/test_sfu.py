@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from parley_operator.pool import SFU, PoolRef
 from parley_operator.sfu_manifests import build_sfu_pod_spec
 from parley_operator.pool import parse_sfu_pool_spec
-from tests.chart.conftest import CHART, Manifest
+from tests.chart.conftest import CHART, Manifest, run_helm
 
 SFU_VALUES = CHART / "ci" / "sfu-values.yaml"
 
@@ -105,3 +107,19 @@ def test_relays_reach_sfus_and_the_trace_collector(render: Any) -> None:
     plain = _one(render(), "NetworkPolicy", "parley-relay")
     egress = {(p["protocol"], p.get("port")) for r in plain["spec"]["egress"] for p in r["ports"]}
     assert ("UDP", 7882) not in egress and ("TCP", 4318) not in egress
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--set", "sfu.enabled=true", "--set", "operator.enabled=false"],
+      "sfu.enabled needs operator.enabled"),
+     (["--set", "sfu.enabled=true", "--set", "sfu.replicas.min=5", "--set", "sfu.replicas.max=2"],
+      "sfu.replicas.min (5) must not exceed sfu.replicas.max (2)"),
+     (["--set", "sfu.exposure.mode=HostNetwork"], "/sfu/exposure/mode'"),
+     (["--set", "sfu.port=80"], "/sfu/port': minimum: got 80")],
+    ids=["without-operator", "min-above-max", "no-host-network", "privileged-port"],
+)
+def test_sfu_bad_values_fail_naming_them(helm: str, args: list[str], named: str) -> None:
+    proc = run_helm(helm, "template", "parley", str(CHART), *args)
+    assert proc.returncode != 0, f"helm template {args} succeeded"
+    assert named in proc.stderr, proc.stderr
