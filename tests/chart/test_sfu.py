@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from parley_operator.pool import SFU, PoolRef
+from parley_operator.pool import SFU, PoolRef, parse_sfu_pool_spec
 from parley_operator.sfu_manifests import build_sfu_pod_spec
-from parley_operator.pool import parse_sfu_pool_spec
 from tests.chart.conftest import CHART, Manifest, run_helm
 
 SFU_VALUES = CHART / "ci" / "sfu-values.yaml"
