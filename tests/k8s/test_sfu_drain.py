@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ async def test_scale_down_drains_a_real_sfu_which_exits_then_its_pod_and_service
 
     bus = await NatsBus.connect(nats_server.url, name="test-heartbeats")
     await bus.subscribe(SFU_HEARTBEATS, on_beat)
-    running = {}
+    running: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for pod in pods:
             name = pod["metadata"]["name"]
