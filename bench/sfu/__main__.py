@@ -246,7 +246,8 @@ async def run(sizes: list[int], *, warmup: float, seconds: float) -> list[Step]:
         before = cpu_seconds(sfu.pid)
         await asyncio.sleep(3)
         idle = (cpu_seconds(sfu.pid) - before) / 3
-        print(f"idle SFU (heartbeats, timers): {idle * 100:.1f}% of a core", flush=True)
+        print(f"idle SFU (heartbeats, timers): {idle * 100:.1f}% of a core; machine load "
+              f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         for people in sizes:
             step = await measure(nc, sfu, http, people, warmup=warmup, seconds=seconds)
             steps.append(step)
@@ -283,6 +284,8 @@ def main() -> None:
           f"forwarded pkt/s per core")
     print(f"Largest room without freezes at {WIDTH}x{HEIGHT}/{FPS} fps: "
           f"{max((s.people for s in clean), default=0)} people (of sizes {args.sizes})")
+    print(f"machine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+          "cores (freezes with the generator well under a core are the machine's, not the SFU's)")
 
 
 if __name__ == "__main__":
