@@ -1,4 +1,5 @@
-"""The Parley operator: runs the TURN relay fleet described by `RelayPool` resources.
+"""The Parley operator: runs the TURN relay fleet described by `RelayPool` resources, and
+the SFU fleet described by `SfuPool` resources (with `--sfu-pools`).
 
 The folder is `operator/`, the package `parley_operator` (a package named `operator` would
 shadow the standard library's).

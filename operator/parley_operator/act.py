@@ -1,7 +1,8 @@
-"""Carrying out a plan: the operator's only writes to Kubernetes and to the relays (NATS).
+"""Carrying out a plan: the operator's only writes to Kubernetes and to the members (NATS).
 
-Creating a relay makes its Service first (except with HostNetwork) and its Pod once the
-public address is known; draining publishes `RelayControl(drain)` and marks the pod;
+Creating a relay or an SFU makes its Service first (except with HostNetwork) and its Pod
+once the public address is known; draining publishes `RelayControl(drain)` (an SFU:
+`SfuControl(drain)`) and marks the pod;
 deleting sets `pod-deletion-cost`, then deletes the Pod and its Service. The TURN Secret is
 created here and rotated here (the old current becomes previous; relays are told to
 reload, rooms reads the same Secret).
@@ -20,12 +21,13 @@ from parley_operator import manifests as m
 from parley_operator.errors import Conflict
 from parley_operator.observe import RelayState, lb_host, node_port, parse_time
 from parley_operator.plan import Plan
-from parley_operator.pool import PoolExtras, PoolRef
+from parley_operator.pool import SFU, PoolExtras, PoolRef
 from parley_operator.runtime import Runtime
-from parley_operator.spec import PoolSpec
+from parley_operator.sfu_manifests import build_sfu_pod_spec, build_sfu_service_spec
+from parley_operator.spec import PoolSpec, SfuPoolSpec
 from parley_operator.status import rfc3339
-from services.common.messages import RelayControl
-from services.common.subjects import relay_control
+from services.common.messages import RelayControl, SfuControl
+from services.common.subjects import relay_control, sfu_control
 
 __all__ = ["Done", "SecretState", "carry_out", "ensure_secret", "start_waiting_relays"]
 
@@ -55,8 +57,20 @@ class Done:
     deleted: int = 0
 
 
+AnySpec = PoolSpec | SfuPoolSpec
+
+
 async def _control(rt: Runtime, relay_id: str, request: RelayControl) -> None:
     await rt.bus.publish(relay_control(relay_id), request.model_dump_json().encode())
+
+
+async def _drain_request(rt: Runtime, pool: PoolRef, member_id: str, deadline: float) -> None:
+    """Ask a relay or an SFU to drain (no new allocations / rooms) within `deadline` s."""
+    if pool.kind == SFU:
+        request = SfuControl(action="drain", deadline_seconds=deadline)
+        await rt.bus.publish(sfu_control(member_id), request.model_dump_json().encode())
+    else:
+        await _control(rt, member_id, RelayControl(action="drain", deadline_seconds=deadline))
 
 
 async def ensure_secret(
@@ -117,7 +131,7 @@ def _new_relay_id(pool: PoolRef) -> str:
 
 
 async def _create_pod(
-    rt: Runtime, pool: PoolRef, spec: PoolSpec, extras: PoolExtras, relay_id: str,
+    rt: Runtime, pool: PoolRef, spec: AnySpec, extras: PoolExtras, relay_id: str,
     secret: str, service: dict[str, Any] | None,
 ) -> bool:
     mode = spec.exposure.mode
@@ -126,19 +140,24 @@ async def _create_pod(
     tcp_port = node_port(service, "TCP") if mode == "NodePort" else None
     if (mode == "LoadBalancer" and host is None) or (mode == "NodePort" and port is None):
         return False  # waits for its public address
-    pod = m.build_relay_pod_spec(pool, spec, extras, relay_id=relay_id, secret=secret,
-                                 nats_url=rt.relay_nats_url, public_host=host, public_port=port,
-                                 public_tcp_port=tcp_port)
+    if isinstance(spec, SfuPoolSpec):
+        pod = build_sfu_pod_spec(pool, spec, extras, sfu_id=relay_id,
+                                 nats_url=rt.sfu_nats_url or rt.relay_nats_url,
+                                 public_host=host, public_port=port, tracing=rt.tracing)
+    else:
+        pod = m.build_relay_pod_spec(
+            pool, spec, extras, relay_id=relay_id, secret=secret, nats_url=rt.relay_nats_url,
+            public_host=host, public_port=port, public_tcp_port=tcp_port, tracing=rt.tracing)
     with contextlib.suppress(Conflict):
         await rt.kube.create(pod)
     return True
 
 
 async def start_waiting_relays(
-    rt: Runtime, pool: PoolRef, spec: PoolSpec, extras: PoolExtras, relays: list[RelayState],
+    rt: Runtime, pool: PoolRef, spec: AnySpec, extras: PoolExtras, relays: list[RelayState],
     secret: str,
 ) -> int:
-    """Create the Pod of every relay whose Service now has its public address."""
+    """Create the Pod of every member whose Service now has its public address."""
     started = 0
     for r in relays:
         if r.pod is None and r.service is not None and not r.draining:
@@ -146,18 +165,20 @@ async def start_waiting_relays(
     return started
 
 
-async def _create(rt: Runtime, pool: PoolRef, spec: PoolSpec, extras: PoolExtras,
+async def _create(rt: Runtime, pool: PoolRef, spec: AnySpec, extras: PoolExtras,
                   secret: str) -> str:
     relay_id = _new_relay_id(pool)
-    service = m.build_relay_service_spec(pool, spec, extras, relay_id=relay_id)
+    service = (build_sfu_service_spec(pool, spec, extras, sfu_id=relay_id)
+               if isinstance(spec, SfuPoolSpec)
+               else m.build_relay_service_spec(pool, spec, extras, relay_id=relay_id))
     created = await rt.kube.create(service) if service is not None else None
     await _create_pod(rt, pool, spec, extras, relay_id, secret, created)
     return relay_id
 
 
-async def _drain(rt: Runtime, pool: PoolRef, spec: PoolSpec, r: RelayState,
+async def _drain(rt: Runtime, pool: PoolRef, spec: AnySpec, r: RelayState,
                  now: datetime) -> None:
-    await _control(rt, r.id, RelayControl(action="drain", deadline_seconds=spec.drain.max_seconds))
+    await _drain_request(rt, pool, r.id, spec.drain.max_seconds)
     if r.pod is not None:
         await rt.kube.patch("Pod", r.id, {"metadata": {"annotations": {
             m.ANNOTATION_DRAINING_SINCE: rfc3339(now)}}}, namespace=pool.namespace)
@@ -177,10 +198,12 @@ async def _delete(rt: Runtime, pool: PoolRef, r: RelayState) -> None:
 
 
 async def carry_out(
-    rt: Runtime, pool: PoolRef, spec: PoolSpec, extras: PoolExtras, plan: Plan,
+    rt: Runtime, pool: PoolRef, spec: AnySpec, extras: PoolExtras, plan: Plan,
     relays: list[RelayState], secret: str, body: dict[str, Any], now: datetime,
 ) -> Done:
-    """Do what `plan` says, in its order; emit one event per action."""
+    """Do what `plan` says, in its order; emit one event per action (reasons
+    `RelayCreated`, `RelayDraining`, `RelayDeleted`; `Sfu...` for an SfuPool)."""
+    stem = pool.kind.stem
     by_id = {r.id: r for r in relays}
     created = drained = deleted = 0
     for action in plan.actions:
@@ -188,23 +211,22 @@ async def carry_out(
         if action.action == "create":
             rid = await _create(rt, pool, spec, extras, secret)
             created += 1
-            await rt.kube.event(body, reason="RelayCreated", message=f"{rid}: {action.reason}")
+            await rt.kube.event(body, reason=f"{stem}Created", message=f"{rid}: {action.reason}")
         elif target is None:
             continue  # vanished since it was observed
         elif action.action == "drain":
             await _drain(rt, pool, spec, target, now)
             drained += 1
-            await rt.kube.event(body, reason="RelayDraining",
+            await rt.kube.event(body, reason=f"{stem}Draining",
                                 message=f"{target.id}: {action.reason}")
         else:
             await _delete(rt, pool, target)
             deleted += 1
-            await rt.kube.event(body, reason="RelayDeleted",
+            await rt.kube.event(body, reason=f"{stem}Deleted",
                                 message=f"{target.id}: {action.reason}")
-    # a drain request may have been lost: repeat it to draining relays still taking calls
+    # a drain request may have been lost: repeat it to draining members still taking calls
     for r in relays:
         if r.draining_since is not None and r.heartbeat and r.fresh and not r.heartbeat.draining:
-            await _control(rt, r.id, RelayControl(
-                action="drain", deadline_seconds=max(
-                    0.0, spec.drain.max_seconds - (now - r.draining_since).total_seconds())))
+            await _drain_request(rt, pool, r.id, max(
+                0.0, spec.drain.max_seconds - (now - r.draining_since).total_seconds()))
     return Done(created=created, drained=drained, deleted=deleted)

@@ -4,7 +4,7 @@ A thin layer over lightkube's `AsyncClient` that speaks plain dicts (the manifes
 `manifests.py` builds), uses JSON merge patches only, and maps API errors to
 `errors.NotFound` / `errors.Conflict` / `errors.KubeError`. It works the same against a
 real cluster (in-cluster service account or `KUBECONFIG`) and against an in-memory fake API
-(`Kube.from_url`). kopf's own calls (watching RelayPools, its progress annotations) are
+(`Kube.from_url`). kopf's own calls (watching RelayPools and SfuPools, its progress annotations) are
 kopf's business; this module carries out everything the handlers decide.
 """
 
@@ -25,18 +25,22 @@ from lightkube.types import PatchType
 
 from parley_operator.errors import Conflict, KubeError, NotFound
 
-__all__ = ["GROUP", "KINDS", "PLURAL", "VERSION", "Kind", "Kube", "RelayPool"]
+__all__ = ["GROUP", "KINDS", "PLURAL", "SFU_PLURAL", "VERSION", "Kind", "Kube", "RelayPool",
+           "SfuPool"]
 
 GROUP: Final[str] = "parley.dev"
 VERSION: Final[str] = "v1alpha1"
 PLURAL: Final[str] = "relaypools"
+SFU_PLURAL: Final[str] = "sfupools"
 FIELD_MANAGER: Final[str] = "parley-operator"
 
 RelayPool = create_namespaced_resource(GROUP, VERSION, "RelayPool", PLURAL)
+SfuPool = create_namespaced_resource(GROUP, VERSION, "SfuPool", SFU_PLURAL)
 
-Kind = Literal["Pod", "Service", "Secret", "RelayPool"]
+Kind = Literal["Pod", "Service", "Secret", "RelayPool", "SfuPool"]
 KINDS: Final[dict[str, Any]] = {
-    "Pod": Pod, "Service": Service, "Secret": Secret, "RelayPool": RelayPool, "Event": Event,
+    "Pod": Pod, "Service": Service, "Secret": Secret, "RelayPool": RelayPool,
+    "SfuPool": SfuPool, "Event": Event,
 }
 
 
@@ -46,7 +50,7 @@ def _to_dict(obj: Any) -> dict[str, Any]:
 
 def _from_dict(kind: str, manifest: dict[str, Any]) -> Any:
     res = KINDS[kind]
-    return res(manifest) if kind == "RelayPool" else res.from_dict(manifest)
+    return res(manifest) if kind in ("RelayPool", "SfuPool") else res.from_dict(manifest)
 
 
 _ERRORS: Final = (ApiError, httpx2.HTTPStatusError)

@@ -1,4 +1,6 @@
-"""Pure builders of the objects a RelayPool owns: relay Pods, their Services, the TURN Secret.
+"""Pure builders of the objects a RelayPool owns: relay Pods, their Services, the TURN Secret;
+and the parts every pool's members share (labels, owner, restricted Pod, per-member
+Service, tracing settings), which `sfu_manifests` builds SfuPool members from.
 
 Every `build_*_spec()` returns a plain dict (the manifest) and does no I/O, as
 dask-kubernetes builds its worker pods. Relay pods follow the restricted Pod Security
@@ -11,6 +13,7 @@ import base64
 import math
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any, Final
 
 from parley_operator.pool import PoolExtras, PoolRef
@@ -19,9 +22,10 @@ from parley_operator.spec import PoolSpec
 __all__ = [
     "ANNOTATION_DELETION_COST", "ANNOTATION_DRAINING_SINCE", "ANNOTATION_ROTATE",
     "ANNOTATION_ROTATED_AT", "HTTP_PORT", "LABEL_POOL", "LABEL_RELAY",
-    "build_relay_pod_spec", "build_relay_service_spec", "build_secret_spec",
-    "new_secret_value", "pool_labels", "pool_selector", "relay_name_prefix",
-    "secret_name", "secret_values",
+    "Tracing", "build_relay_pod_spec", "build_relay_service_spec", "build_secret_spec",
+    "member_meta", "member_pod", "member_service", "new_secret_value", "pool_labels",
+    "pool_selector", "probes", "relay_name_prefix", "secret_name", "secret_values",
+    "tracing_env",
 ]
 
 SECRET_URL_PREFIX: Final[str] = "secret:"
@@ -46,24 +50,24 @@ def pool_labels(pool: PoolRef) -> dict[str, str]:
     """Labels on every object of the pool (and the selector the operator lists with)."""
     return {
         "app.kubernetes.io/name": "parley",
-        "app.kubernetes.io/component": "relay",
+        "app.kubernetes.io/component": pool.kind.component,
         "app.kubernetes.io/managed-by": "parley-operator",
         LABEL_POOL: pool.name[:63],
     }
 
 
 def pool_selector(pool: PoolRef) -> str:
-    """The pool's relay-pod label selector as a string (`.status.selector`, for an HPA)."""
+    """The pool's member-pod label selector as a string (`.status.selector`, for an HPA)."""
     labels = pool_labels(pool)
     keys = ("app.kubernetes.io/component", LABEL_POOL)
     return ",".join(f"{k}={labels[k]}" for k in keys)
 
 
 def relay_name_prefix(pool: PoolRef) -> str:
-    """Relay ids are `<prefix><5 random>`: a DNS-1035 label and a NATS subject token."""
+    """Member ids are `<prefix><5 random>`: a DNS-1035 label and a NATS subject token."""
     base = re.sub(r"[^a-z0-9-]", "-", pool.name.lower())
     if not base[:1].isalpha():
-        base = f"relay-{base}"
+        base = f"{pool.kind.component}-{base}"
     return f"{base[:57].rstrip('-')}-"
 
 
@@ -76,7 +80,7 @@ def _owner(pool: PoolRef) -> list[dict[str, Any]]:
     if pool.uid is None:
         return []
     return [{
-        "apiVersion": pool.api_version, "kind": "RelayPool", "name": pool.name,
+        "apiVersion": pool.api_version, "kind": pool.kind.kind, "name": pool.name,
         "uid": pool.uid, "controller": True, "blockOwnerDeletion": True,
     }]
 
@@ -88,6 +92,133 @@ def _meta(pool: PoolRef, name: str, **labels: str) -> dict[str, Any]:
     if owners := _owner(pool):
         meta["ownerReferences"] = owners
     return meta
+
+
+def member_meta(pool: PoolRef, extras: PoolExtras | None, member_id: str) -> dict[str, Any]:
+    """Metadata of a member's Pod or Service: pool labels, its id label, the owner."""
+    meta = _meta(pool, member_id, **{pool.kind.member_label: member_id})
+    if extras is not None and extras.service_annotations:
+        meta["annotations"] = dict(extras.service_annotations)
+    return meta
+
+
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    """The operator's own trace settings, copied to the pods it builds (so that a join's
+    trace goes on into the relay's allocation, docs/operations.md "Traces")."""
+
+    exporter: str = "none"  # none | console | otlp
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "http/protobuf"
+
+
+def tracing_env(tracing: Tracing, *, setting: str | None) -> list[dict[str, Any]]:
+    """Env vars for `tracing`: the service's exporter setting (e.g.
+    `PARLEY_RELAY_OTEL_EXPORTER`; None when the service has none) and the OTLP endpoint."""
+    env: list[dict[str, Any]] = []
+    if setting is not None:
+        env.append({"name": setting, "value": tracing.exporter})
+    if tracing.otlp_endpoint:
+        env += [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": tracing.otlp_endpoint},
+                {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": tracing.otlp_protocol}]
+    return env
+
+
+def probes(*, live: str, ready: str) -> dict[str, Any]:
+    """Startup and liveness on `live`, readiness on `ready`, all on the `http` port."""
+    probe = {"httpGet": {"path": live, "port": "http"}, "periodSeconds": 10,
+             "timeoutSeconds": 3, "failureThreshold": 3}
+    return {
+        "readinessProbe": {**probe, "httpGet": {"path": ready, "port": "http"},
+                           "periodSeconds": 5},
+        "livenessProbe": probe,
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
+    }
+
+
+def member_pod(
+    pool: PoolRef, extras: PoolExtras, *, member_id: str, container: dict[str, Any],
+    volumes: list[dict[str, Any]], host_network: bool = False,
+    grace_seconds: int = GRACE_SECONDS,
+) -> dict[str, Any]:
+    """A member's Pod around `container`: the restricted profile (non-root, read-only root,
+    no privilege escalation, no capabilities, RuntimeDefault seccomp, no service-account
+    token), an emptyDir /tmp, spread over nodes (required on the host network)."""
+    container = {
+        **container,
+        "imagePullPolicy": extras.image_pull_policy,
+        "securityContext": {
+            "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
+                         *container.get("volumeMounts", [])],
+    }
+    pod_labels = {LABEL_POOL: pool.name[:63]}
+    affinity_term = {
+        "labelSelector": {"matchLabels": pod_labels},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    affinity: dict[str, Any] = (
+        {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [affinity_term]}}
+        if host_network else
+        {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": affinity_term}]}}
+    )
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Always",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": grace_seconds,
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "affinity": affinity,
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *volumes],
+    }
+    if host_network:
+        pod_spec["hostNetwork"] = True
+        pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    if extras.node_selector:
+        pod_spec["nodeSelector"] = dict(extras.node_selector)
+    if extras.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in extras.tolerations]
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": member_meta(pool, None, member_id),
+        "spec": pod_spec,
+    }
+
+
+def member_service(
+    pool: PoolRef, extras: PoolExtras, *, member_id: str, mode: str,
+    ports: list[tuple[str, str, int]],
+) -> dict[str, Any]:
+    """The Service that gives one member its own public address (`mode`: LoadBalancer or
+    NodePort), selecting that member's Pod only.
+
+    `externalTrafficPolicy: Local` keeps the clients' source addresses (a relay's per-IP
+    limits and XOR-MAPPED-ADDRESS, an SFU's ICE checks need them); `publishNotReadyAddresses`
+    keeps a draining member (whose /readyz fails on purpose) reachable for its calls.
+    """
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": member_meta(pool, extras, member_id),
+        "spec": {
+            "type": mode,
+            "selector": {LABEL_POOL: pool.name[:63], pool.kind.member_label: member_id},
+            "externalTrafficPolicy": "Local",
+            "publishNotReadyAddresses": True,
+            "ports": [
+                {"name": name, "protocol": proto, "port": port, "targetPort": port}
+                for name, proto, port in ports
+            ],
+        },
+    }
 
 
 def _workers(spec: PoolSpec) -> int:
@@ -102,6 +233,7 @@ def _workers(spec: PoolSpec) -> int:
 def _env(
     spec: PoolSpec, *, relay_id: str, nats_url: str, public_host: str | None,
     public_port: int | None, public_tcp_port: int | None = None,
+    tracing: Tracing | None = None,
 ) -> list[dict[str, Any]]:
     p = spec.ports
     env: list[dict[str, Any]] = [
@@ -133,6 +265,8 @@ def _env(
             {"name": "PARLEY_RELAY_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
             {"name": "PARLEY_RELAY_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
         ]
+    if tracing is not None:
+        env += tracing_env(tracing, setting="PARLEY_RELAY_OTEL_EXPORTER")
     return env
 
 
@@ -144,7 +278,7 @@ def _turn_ports(spec: PoolSpec) -> list[tuple[str, str, int]]:
 
 
 def nats_url_source(nats_url: str) -> dict[str, Any]:
-    """How a relay pod gets its NATS URL: `secret:<name>/<key>` reads it from that Secret
+    """How a member pod gets its NATS URL: `secret:<name>/<key>` reads it from that Secret
     (a URL with a password never shows in the pod spec); anything else is the URL itself."""
     if nats_url.startswith(SECRET_URL_PREFIX):
         name, _, key = nats_url.removeprefix(SECRET_URL_PREFIX).partition("/")
@@ -157,7 +291,7 @@ def nats_url_source(nats_url: str) -> dict[str, Any]:
 def build_relay_pod_spec(
     pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str, secret: str,
     nats_url: str, public_host: str | None = None, public_port: int | None = None,
-    public_tcp_port: int | None = None,
+    public_tcp_port: int | None = None, tracing: Tracing | None = None,
 ) -> dict[str, Any]:
     """The Pod of one relay.
 
@@ -171,6 +305,7 @@ def build_relay_pod_spec(
         public_host: the address clients use (LoadBalancer ingress); None = the node's.
         public_port: the UDP port clients use when it is not the listening port (NodePort).
         public_tcp_port: likewise for TURN over TCP (a NodePort Service gives it its own).
+        tracing: the operator's trace settings, passed on (None: the relay's defaults).
 
     Returns:
         A core/v1 Pod manifest (restricted Pod Security profile, owner reference to the pool).
@@ -184,11 +319,9 @@ def build_relay_pod_spec(
         container_ports.append(entry)
     container_ports.append({"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"})
     mounts: list[dict[str, Any]] = [
-        {"name": "tmp", "mountPath": "/tmp"},
         {"name": "turn-secret", "mountPath": SECRET_DIR, "readOnly": True},
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "turn-secret", "secret": {
             "secretName": secret, "defaultMode": 0o440,
             "items": [{"key": SECRET_FILE_KEY, "path": "secrets"}],
@@ -198,96 +331,31 @@ def build_relay_pod_spec(
         mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
         volumes.append({"name": "tls", "secret": {
             "secretName": extras.tls_secret_name, "defaultMode": 0o440}})
-    pod_labels = {LABEL_POOL: pool.name[:63]}
-    affinity_term = {
-        "labelSelector": {"matchLabels": pod_labels},
-        "topologyKey": "kubernetes.io/hostname",
-    }
-    affinity: dict[str, Any] = (
-        {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [affinity_term]}}
-        if host_network else
-        {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 100, "podAffinityTerm": affinity_term}]}}
-    )
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10,
-             "timeoutSeconds": 3, "failureThreshold": 3}
     container: dict[str, Any] = {
         "name": "relay",
         "image": spec.image,
-        "imagePullPolicy": extras.image_pull_policy,
         "command": ["parley", "relay"],
         "env": _env(spec, relay_id=relay_id, nats_url=nats_url, public_host=public_host,
-                    public_port=public_port, public_tcp_port=public_tcp_port),
+                    public_port=public_port, public_tcp_port=public_tcp_port,
+                    tracing=tracing),
         "ports": container_ports,
-        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"},
-                           "periodSeconds": 5},
-        "livenessProbe": probe,
-        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
-        "securityContext": {
-            "runAsNonRoot": True, "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True, "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        **probes(live="/healthz", ready="/readyz"),
         "volumeMounts": mounts,
     }
     if spec.resources:
         container["resources"] = {k: dict(v) for k, v in spec.resources.items()}
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Always",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": GRACE_SECONDS,
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "affinity": affinity,
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if host_network:
-        pod_spec["hostNetwork"] = True
-        pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
-    if extras.node_selector:
-        pod_spec["nodeSelector"] = dict(extras.node_selector)
-    if extras.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in extras.tolerations]
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": _meta(pool, relay_id, **{LABEL_RELAY: relay_id}),
-        "spec": pod_spec,
-    }
+    return member_pod(pool, extras, member_id=relay_id, container=container, volumes=volumes,
+                      host_network=host_network)
 
 
 def build_relay_service_spec(
     pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str
 ) -> dict[str, Any] | None:
-    """The Service that gives one relay its public address; None in HostNetwork mode.
-
-    `externalTrafficPolicy: Local` keeps the clients' source addresses (the relay's
-    per-IP limits and XOR-MAPPED-ADDRESS need them); `publishNotReadyAddresses` keeps a
-    draining relay (whose /readyz fails on purpose) reachable for the calls it still has.
-    """
+    """The Service that gives one relay its public address; None in HostNetwork mode."""
     if spec.exposure.mode == "HostNetwork":
         return None
-    meta = _meta(pool, relay_id, **{LABEL_RELAY: relay_id})
-    if extras.service_annotations:
-        meta["annotations"] = dict(extras.service_annotations)
-    return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": meta,
-        "spec": {
-            "type": spec.exposure.mode,
-            "selector": {LABEL_POOL: pool.name[:63], LABEL_RELAY: relay_id},
-            "externalTrafficPolicy": "Local",
-            "publishNotReadyAddresses": True,
-            "ports": [
-                {"name": name, "protocol": proto, "port": port, "targetPort": port}
-                for name, proto, port in _turn_ports(spec)
-            ],
-        },
-    }
+    return member_service(pool, extras, member_id=relay_id, mode=spec.exposure.mode,
+                          ports=_turn_ports(spec))
 
 
 def new_secret_value() -> str:

@@ -1,10 +1,11 @@
-"""What the operator sees: the pool's relay Pods and Services plus the relays' heartbeats.
+"""What the operator sees: the pool's Pods and Services plus the members' heartbeats.
 
-`HeartbeatCache` is fed by a NATS subscription (`subscribe_heartbeats`) and keeps each
-relay's last heartbeat with the (monotonic) time it arrived; a relay whose heartbeat is
-older than the cache's TTL counts as not ready. `collect_relays` and `build_observed` are
-pure: Kubernetes objects + heartbeats + probe records in, `RelayState`s and the planner's
-`Observed` out.
+A member is a relay (RelayPool) or an SFU (SfuPool); `RelayState` stands for either.
+`HeartbeatCache` is fed by NATS subscriptions (`subscribe_heartbeats`: relays' and SFUs')
+and keeps each member's last heartbeat with the (monotonic) time it arrived; a member whose
+heartbeat is older than the cache's TTL counts as not ready. `collect_relays` and
+`build_observed` are pure: Kubernetes objects + heartbeats + probe records in, `RelayState`s
+and the planner's `Observed` out.
 """
 
 from __future__ import annotations
@@ -19,20 +20,31 @@ from pydantic import ValidationError
 
 from parley_operator.manifests import ANNOTATION_DRAINING_SINCE, LABEL_RELAY
 from parley_operator.plan import Observed, ObservedRelay
-from parley_operator.spec import PoolSpec
+from parley_operator.spec import PoolSpec, SfuPoolSpec
 from services.common.bus import Envelope, NatsBus
-from services.common.messages import RelayHeartbeat
-from services.common.subjects import RELAY_HEARTBEATS
+from services.common.messages import RelayHeartbeat, SfuHeartbeat
+from services.common.subjects import RELAY_HEARTBEATS, SFU_HEARTBEATS
 
 __all__ = [
-    "HeartbeatCache", "Phase", "ProbeRecord", "RelayState", "build_observed",
-    "collect_relays", "parse_time", "subscribe_heartbeats",
+    "Heartbeat", "HeartbeatCache", "Phase", "ProbeRecord", "RelayState", "build_observed",
+    "collect_relays", "heartbeat_id", "heartbeat_load", "parse_time", "subscribe_heartbeats",
 ]
 
 log = logging.getLogger("parley.operator.observe")
 
 DEFAULT_HEARTBEAT_TTL: Final[float] = 10.0
 Phase = Literal["Pending", "Active", "Draining", "Drained"]
+Heartbeat = RelayHeartbeat | SfuHeartbeat
+
+
+def heartbeat_id(heartbeat: Heartbeat) -> str:
+    """The member id a heartbeat comes from."""
+    return heartbeat.relay_id if isinstance(heartbeat, RelayHeartbeat) else heartbeat.sfu_id
+
+
+def heartbeat_load(heartbeat: Heartbeat) -> int:
+    """A heartbeat's load: a relay's allocations, an SFU's peers (PeerConnections)."""
+    return heartbeat.allocations if isinstance(heartbeat, RelayHeartbeat) else heartbeat.peers
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -46,17 +58,19 @@ def parse_time(value: Any) -> datetime | None:
 
 
 class HeartbeatCache:
-    """The last heartbeat of every relay and when it arrived (monotonic seconds)."""
+    """The last heartbeat of every relay and SFU and when it arrived (monotonic seconds).
+
+    Ids are Pod names, unique in a namespace, so relays and SFUs share one cache."""
 
     def __init__(self, *, ttl: float = DEFAULT_HEARTBEAT_TTL) -> None:
         self.ttl = ttl
-        self._seen: dict[str, tuple[RelayHeartbeat, float]] = {}
+        self._seen: dict[str, tuple[Heartbeat, float]] = {}
 
-    def record(self, heartbeat: RelayHeartbeat, *, now: float) -> None:
+    def record(self, heartbeat: Heartbeat, *, now: float) -> None:
         """Remember a heartbeat received at `now`."""
-        self._seen[heartbeat.relay_id] = (heartbeat, now)
+        self._seen[heartbeat_id(heartbeat)] = (heartbeat, now)
 
-    def latest(self, relay_id: str) -> RelayHeartbeat | None:
+    def latest(self, relay_id: str) -> Heartbeat | None:
         """The last heartbeat of `relay_id`, however old."""
         entry = self._seen.get(relay_id)
         return entry[0] if entry else None
@@ -71,16 +85,24 @@ class HeartbeatCache:
         self._seen.pop(relay_id, None)
 
 
-async def subscribe_heartbeats(bus: NatsBus, cache: HeartbeatCache, clock: Any) -> Any:
-    """Feed `cache` from every relay's heartbeat subject; returns the subscription."""
+async def subscribe_heartbeats(bus: NatsBus, cache: HeartbeatCache, clock: Any) -> list[Any]:
+    """Feed `cache` from every relay's and every SFU's heartbeat subject; returns the
+    subscriptions."""
 
-    async def on_heartbeat(env: Envelope) -> None:
+    async def on_relay(env: Envelope) -> None:
         try:
             cache.record(RelayHeartbeat.model_validate_json(env.data), now=clock())
         except ValidationError:
             log.warning("ignored a malformed relay heartbeat")
 
-    return await bus.subscribe(RELAY_HEARTBEATS, on_heartbeat)
+    async def on_sfu(env: Envelope) -> None:
+        try:
+            cache.record(SfuHeartbeat.model_validate_json(env.data), now=clock())
+        except ValidationError:
+            log.warning("ignored a malformed SFU heartbeat")
+
+    return [await bus.subscribe(RELAY_HEARTBEATS, on_relay),
+            await bus.subscribe(SFU_HEARTBEATS, on_sfu)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +134,12 @@ class ProbeRecord:
 
 @dataclass(slots=True)
 class RelayState:
-    """One relay as the operator knows it this round."""
+    """One relay (or SFU) as the operator knows it this round."""
 
     id: str
     pod: dict[str, Any] | None = None
     service: dict[str, Any] | None = None
-    heartbeat: RelayHeartbeat | None = None
+    heartbeat: Heartbeat | None = None
     fresh: bool = False
     draining_since: datetime | None = None
     terminated: bool = False
@@ -132,9 +154,10 @@ class RelayState:
 
     @property
     def allocations(self) -> int:
+        """The load: a relay's allocations, an SFU's peers."""
         if self.terminated or self.heartbeat is None:
             return 0
-        return self.heartbeat.allocations
+        return heartbeat_load(self.heartbeat)
 
     @property
     def ready(self) -> bool:
@@ -184,8 +207,9 @@ def lb_host(svc: Mapping[str, Any] | None) -> str | None:
 
 
 def collect_relays(
-    spec: PoolSpec, *, pods: list[dict[str, Any]], services: list[dict[str, Any]],
+    spec: PoolSpec | SfuPoolSpec, *, pods: list[dict[str, Any]], services: list[dict[str, Any]],
     cache: HeartbeatCache, probes: Mapping[str, ProbeRecord], monotonic_now: float,
+    member_label: str = LABEL_RELAY,
 ) -> list[RelayState]:
     """Join pods, Services, heartbeats and probe records into one `RelayState` per relay.
 
@@ -195,11 +219,11 @@ def collect_relays(
     """
     states: dict[str, RelayState] = {}
     for svc in services:
-        rid = (_meta(svc).get("labels") or {}).get(LABEL_RELAY)
+        rid = (_meta(svc).get("labels") or {}).get(member_label)
         if rid and not _meta(svc).get("deletionTimestamp"):
             states.setdefault(rid, RelayState(id=rid)).service = svc
     for pod in pods:
-        rid = (_meta(pod).get("labels") or {}).get(LABEL_RELAY)
+        rid = (_meta(pod).get("labels") or {}).get(member_label)
         if not rid:
             continue
         if _meta(pod).get("deletionTimestamp"):
@@ -216,8 +240,8 @@ def collect_relays(
         state.probe = probes.get(state.id)
         state.public_address = _public_address(
             spec.exposure.mode, spec.ports.listen, state.pod, state.service)
-        if state.public_address is None and state.heartbeat is not None and state.fresh:
-            hb = state.heartbeat
+        hb = state.heartbeat
+        if state.public_address is None and isinstance(hb, RelayHeartbeat) and state.fresh:
             state.public_address = f"{hb.public_host}:{hb.udp_port or spec.ports.listen}"
     return sorted(states.values(), key=lambda s: s.id)
 

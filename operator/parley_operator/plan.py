@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley_operator.pool import RELAY, PoolKind
 from parley_operator.spec import PoolSpec
 
 __all__ = ["Action", "Observed", "ObservedRelay", "Plan", "PoolSpec", "plan"]
@@ -72,8 +73,13 @@ def _age(since: datetime | None, now: datetime) -> float:
     return math.inf if since is None else (now - since).total_seconds()
 
 
-def plan(spec: PoolSpec, observed: Observed, now: datetime) -> Plan:
-    """Decide what to create, drain and delete. Pure: no I/O, no clock but `now`."""
+def plan(spec: PoolSpec, observed: Observed, now: datetime, *, kind: PoolKind = RELAY) -> Plan:
+    """Decide what to create, drain and delete. Pure: no I/O, no clock but `now`.
+
+    An SfuPool is planned with `SfuPoolSpec.plan_spec()`: its peers are the load
+    (`ObservedRelay.allocations`); `kind` only words the reasons.
+    """
+    noun, load_word = kind.noun, kind.load
     actions: list[Action] = []
     draining = [r for r in observed.relays if r.draining]
     active = [r for r in observed.relays if not r.draining]
@@ -81,7 +87,8 @@ def plan(spec: PoolSpec, observed: Observed, now: datetime) -> Plan:
     # 1. finish drains: empty or out of time
     for r in sorted(draining, key=lambda r: r.id):
         if r.allocations == 0:
-            actions.append(Action(action="delete", relay=r.id, reason="drained: no allocations"))
+            actions.append(Action(action="delete", relay=r.id,
+                                  reason=f"drained: no {load_word}"))
         elif _age(r.draining_since, now) >= spec.drain.max_seconds:
             actions.append(Action(action="delete", relay=r.id,
                                   reason=f"drain deadline ({spec.drain.max_seconds:g}s) passed"))
@@ -100,8 +107,8 @@ def plan(spec: PoolSpec, observed: Observed, now: datetime) -> Plan:
     if len(healthy) < desired:
         for _ in range(desired - len(healthy)):
             actions.append(Action(action="create", reason=(
-                f"{len(healthy)} healthy relays, {desired} wanted "
-                f"({load} allocations, target {spec.scaling.target_allocations_per_relay})")))
+                f"{len(healthy)} healthy {noun}s, {desired} wanted "
+                f"({load} {load_word}, target {spec.scaling.target_allocations_per_relay})")))
         return Plan(desired_replicas=desired, actions=actions)
 
     # 4. scale down slowly: stabilization window, rate cap, least loaded first
@@ -115,6 +122,6 @@ def plan(spec: PoolSpec, observed: Observed, now: datetime) -> Plan:
         victims = sorted(healthy, key=lambda r: (r.ready, r.allocations, r.id))
         for r in victims[: min(surplus, per_minute)]:
             actions.append(Action(action="drain", relay=r.id, reason=(
-                f"{len(healthy)} relays for {desired} wanted; least loaded "
-                f"({r.allocations} allocations)")))
+                f"{len(healthy)} {noun}s for {desired} wanted; least loaded "
+                f"({r.allocations} {load_word})")))
     return Plan(desired_replicas=desired, actions=actions)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parley_operator.kube import Kube
+from parley_operator.manifests import Tracing
 from parley_operator.observe import HeartbeatCache, ProbeRecord
 from parley_operator.pool import PoolRef
 from parley_operator.probe import ProbeFn, subprocess_probe
@@ -33,6 +34,8 @@ class Runtime:
     bus: NatsBus
     relay_nats_url: str
     cache: HeartbeatCache
+    sfu_nats_url: str | None = None  # what SFU pods connect to (the sfu user)
+    tracing: Tracing | None = None  # trace settings copied to the pods
     probe: ProbeFn = subprocess_probe
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
@@ -50,8 +53,10 @@ class Runtime:
 
     async def close(self) -> None:
         """Unsubscribe, close NATS, close the Kubernetes client."""
-        if self.subscription is not None:
-            with contextlib.suppress(Exception):  # closing anyway
-                await self.subscription.unsubscribe()
+        subs = self.subscription if isinstance(self.subscription, list) else [self.subscription]
+        for sub in subs:
+            if sub is not None:
+                with contextlib.suppress(Exception):  # closing anyway
+                    await sub.unsubscribe()
         await self.bus.close()
         await self.kube.close()

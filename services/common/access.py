@@ -27,7 +27,7 @@ from services.common import subjects
 from services.common.redisclient import PREFIX as REDIS_PREFIX
 
 NATS_USERS: Final[tuple[str, ...]] = (
-    "rooms", "signaling", "relay", "metrics", "logpurge", "operator")
+    "rooms", "signaling", "relay", "metrics", "logpurge", "operator", "sfu")
 REDIS_USERS: Final[tuple[str, ...]] = ("rooms", "signaling", "metrics", "health")
 ADMIN: Final[str] = "admin"  # `parley dev` only: its tests inspect the whole bus and Redis
 JS_API: Final[str] = "$JS.API"
@@ -98,7 +98,7 @@ def _inbox(service: str) -> str:
     return f"{subjects.inbox_prefix(service)}.>"
 
 
-def nats_grants(*, relay_id: str | Sequence[str] | None = None,
+def nats_grants(*, relay_id: str | Sequence[str] | None = None, sfu_ids: Sequence[str] = (),
                 admin: bool = False) -> dict[str, NatsGrant]:
     """Every service's NATS permissions.
 
@@ -106,8 +106,14 @@ def nats_grants(*, relay_id: str | Sequence[str] | None = None,
         relay_id: when the stack's relays are known (`parley dev`: one id, or several with
             `--relays N`), limit the relay user to their heartbeat and control subjects;
             else any relay's (the chart, whose relays come and go under the operator).
+        sfu_ids: when the stack's SFUs are known (`parley dev`), limit the sfu user to
+            their subjects; else any SFU's (the chart).
         admin: add the `admin` user that may do anything (`parley dev` and its tests only).
     """
+    sfu_heartbeats = tuple(map(subjects.sfu_heartbeat, sfu_ids)) or (subjects.SFU_HEARTBEATS,)
+    sfu_requests = (tuple(map(subjects.sfu_session, sfu_ids))
+                    + tuple(map(subjects.sfu_control, sfu_ids))) or (
+        subjects.SFU_SESSIONS, subjects.SFU_CONTROLS)
     diag_keys, diag_pubkeys = subjects.DIAG_KEYS_BUCKET, subjects.DIAG_PUBKEYS_BUCKET
     ids = (relay_id,) if isinstance(relay_id, str) else tuple(relay_id or ())
     heartbeat = tuple(map(subjects.relay_heartbeat, ids)) or (subjects.RELAY_HEARTBEATS,)
@@ -124,11 +130,11 @@ def nats_grants(*, relay_id: str | Sequence[str] | None = None,
                      subjects.kv_subject(diag_keys, "*"),
                      *_kv_get(diag_pubkeys), subjects.kv_subject(diag_pubkeys, "*")),
             publish_deny=(subjects.kv_subject(diag_keys, subjects.DIAG_KEYS_STATE),),
-            subscribe=(subjects.RELAY_HEARTBEATS, _inbox("rooms")),
+            subscribe=(subjects.RELAY_HEARTBEATS, subjects.SFU_HEARTBEATS, _inbox("rooms")),
         ),
-        # room broadcasts and peer inboxes, nothing else
+        # room broadcasts and peer inboxes, and requests to SFUs (offers, slot maps)
         "signaling": NatsGrant(
-            publish=(subjects.ROOMS_ALL,),
+            publish=(subjects.ROOMS_ALL, subjects.SFU_SESSIONS),
             subscribe=(subjects.ROOMS_ALL, _inbox("signaling")),
         ),
         # its own heartbeat out, its own control requests and trace hints in
@@ -162,10 +168,16 @@ def nats_grants(*, relay_id: str | Sequence[str] | None = None,
             subscribe=(subjects.logpurge_erase(), _inbox("logpurge")),
             allow_responses=True,
         ),
-        # relays' heartbeats in, drain requests out
+        # relays' and SFUs' heartbeats in, drain requests out
         "operator": NatsGrant(
-            publish=(subjects.RELAY_CONTROLS,),
-            subscribe=(subjects.RELAY_HEARTBEATS, _inbox("operator")),
+            publish=(subjects.RELAY_CONTROLS, subjects.SFU_CONTROLS),
+            subscribe=(subjects.RELAY_HEARTBEATS, subjects.SFU_HEARTBEATS, _inbox("operator")),
+        ),
+        # its own heartbeat out; its own session and control requests in, answered
+        "sfu": NatsGrant(
+            publish=sfu_heartbeats,
+            subscribe=(*sfu_requests, _inbox("sfu")),
+            allow_responses=True,
         ),
     } | ({ADMIN: NatsGrant(publish=(">",), subscribe=(">",), allow_responses=True)}
          if admin else {})
@@ -208,10 +220,11 @@ def _list(items: Sequence[str]) -> str:
 
 
 def render_nats_authorization(*, relay_id: str | Sequence[str] | None = None,
+                              sfu_ids: Sequence[str] = (),
                               admin: bool = False) -> str:
     """The `authorization { users = [...] }` block; passwords are `$PARLEY_NATS_PASSWORD_*`."""
     lines = ["authorization {", "  users = ["]
-    for user, g in nats_grants(relay_id=relay_id, admin=admin).items():
+    for user, g in nats_grants(relay_id=relay_id, sfu_ids=sfu_ids, admin=admin).items():
         pub = f"allow: {_list(g.publish)}"
         if g.publish_deny:
             pub += f", deny: {_list(g.publish_deny)}"

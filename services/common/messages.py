@@ -89,3 +89,57 @@ class RoomLockEvent(_Message):
 
     event: Literal["lock"] = "lock"
     locked: bool
+
+
+class SfuHeartbeat(_Message):
+    """An SFU announcing itself and its load, every few seconds, on `sfu_heartbeat(id)`.
+
+    Rooms pins each SFU room to the least loaded live SFU that is not draining. No address:
+    browsers learn the SFU's address from its SDP answer.
+    """
+
+    sfu_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    rooms: int = Field(default=0, ge=0)
+    peers: int = Field(default=0, ge=0)
+    streams: int = Field(default=0, ge=0)
+    packets_per_second: float = Field(default=0.0, ge=0)
+    cpu: float = Field(default=0.0, ge=0, description="process CPU, in cores")
+    capacity: int = Field(default=200, ge=0, description="PeerConnections it accepts")
+    draining: bool = False
+    sent_at: float = Field(description="unix time the heartbeat was sent")
+
+
+class SfuSessionRequest(_Message):
+    """Signalling to an SFU for one participant: an offer, its slot map, or both.
+
+    `room_key` is the room's keyed hash; `sdp` has no `a=candidate` lines (docs/sfu.md).
+    """
+
+    room_key: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    peer_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    sdp: str | None = Field(default=None, max_length=120_000)
+    subscribe: dict[str, int] | None = Field(default=None, max_length=64)
+    leave: bool = False
+
+
+class SfuSessionReply(_Message):
+    """The SFU's answer to a `SfuSessionRequest`."""
+
+    ok: bool
+    sdp: str | None = Field(default=None, max_length=200_000)
+    error: Literal["draining", "full", "bad-offer", "no-session"] | None = None
+
+
+class SfuControl(_Message):
+    """A request to one SFU (from the operator): drain or undrain."""
+
+    action: Literal["drain", "undrain"]
+    deadline_seconds: float | None = Field(default=None, ge=0)
+
+
+class MediaPathEvent(_Message):
+    """Rooms moved a room to the SFU, on `room_members(room key)`: signalling tells every
+    member (`media-path`) so their pages switch without a reload."""
+
+    event: Literal["path"] = "path"
+    path: Literal["mesh", "sfu"]

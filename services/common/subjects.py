@@ -15,6 +15,9 @@ _TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
 RELAY_CONTROLS: Final[str] = f"{PREFIX}.relay.control.*"
 RELAY_TRACES: Final[str] = f"{PREFIX}.relay.trace.*"
+SFU_HEARTBEATS: Final[str] = f"{PREFIX}.sfu.heartbeat.*"
+SFU_SESSIONS: Final[str] = f"{PREFIX}.sfu.session.*"
+SFU_CONTROLS: Final[str] = f"{PREFIX}.sfu.control.*"
 ROOMS_ALL: Final[str] = f"{PREFIX}.room.>"
 ROOMS_MEMBERS: Final[str] = f"{PREFIX}.room.*.members"
 DIAG_STREAM: Final[str] = "PARLEY_DIAG"
@@ -49,6 +52,21 @@ def relay_trace(relay_id: str) -> str:
     """Trace hints to one relay: which credential's allocation continues which join's trace
     (rooms publishes them only while tracing records; payload `TurnTraceHint`)."""
     return f"{PREFIX}.relay.trace.{_token(relay_id)}"
+
+
+def sfu_heartbeat(sfu_id: str) -> str:
+    """Subject an SFU publishes its heartbeat (load, draining) on."""
+    return f"{PREFIX}.sfu.heartbeat.{_token(sfu_id)}"
+
+
+def sfu_session(sfu_id: str) -> str:
+    """Requests to one SFU (signalling's offers and slot maps); answered on the reply."""
+    return f"{PREFIX}.sfu.session.{_token(sfu_id)}"
+
+
+def sfu_control(sfu_id: str) -> str:
+    """Subject an SFU listens on for control requests (drain, undrain)."""
+    return f"{PREFIX}.sfu.control.{_token(sfu_id)}"
 
 
 def room_events(room_key: str) -> str:

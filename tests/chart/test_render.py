@@ -26,10 +26,11 @@ kubernetes_validate = pytest.importorskip(
 
 VALUES = [None, *CI_VALUES]
 CRD_FILE = CHART / "crds" / "relaypools.parley.dev.yaml"
+CRD_FILES = {"RelayPool": CRD_FILE, "SfuPool": CHART / "crds" / "sfupools.parley.dev.yaml"}
 
 
-def _crd_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(CRD_FILE.read_text())
+def _crd_schema(kind: str = "RelayPool") -> dict[str, Any]:
+    crd = yaml.safe_load(CRD_FILES[kind].read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     return version["schema"]["openAPIV3Schema"]
 
@@ -37,8 +38,8 @@ def _crd_schema() -> dict[str, Any]:
 def _validate_custom(m: Manifest) -> None:
     """Objects of APIs kubernetes-validate does not know: our CRD's, Prometheus's."""
     if m["apiVersion"] == "parley.dev/v1alpha1":
-        assert m["kind"] == "RelayPool"
-        jsonschema.validate(m, _crd_schema(), cls=jsonschema.Draft7Validator)
+        assert m["kind"] in CRD_FILES, m["kind"]
+        jsonschema.validate(m, _crd_schema(m["kind"]), cls=jsonschema.Draft7Validator)
     elif m["apiVersion"] == PROMETHEUS_API and m["kind"] == "PrometheusRule":
         groups = m["spec"]["groups"]
         assert groups and all(g["name"] and g["rules"] for g in groups)

@@ -132,7 +132,7 @@ def test_network_policies_cover_every_pod(render: Any, values: Path | None) -> N
     for pool in (m for m in manifests if m["kind"] == "RelayPool"):
         labels = {"app.kubernetes.io/name": "parley", "app.kubernetes.io/component": "relay",
                   "app.kubernetes.io/managed-by": "parley-operator",
-                  "parley.dev/relaypool": pool["metadata"]["name"]}
+                  "parley.dev/pool": pool["metadata"]["name"]}
         own = [p for p in allow if _selects(p, labels)]
         assert [p["metadata"]["name"] for p in own] == ["parley-relay"]
         assert own[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]

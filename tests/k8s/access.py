@@ -16,6 +16,7 @@ from tests.k8s.controlplane import ROOT, ControlPlane, kubeconfig_text
 
 CHART: Final = ROOT / "charts" / "parley"
 CRD: Final = CHART / "crds" / "relaypools.parley.dev.yaml"
+SFU_CRD: Final = CHART / "crds" / "sfupools.parley.dev.yaml"
 RELEASE: Final = "parley"
 RBAC_TEMPLATES: Final = ("operator-serviceaccount.yaml", "operator-role.yaml",
                          "operator-rolebinding.yaml", "operator-clusterrole.yaml")
@@ -46,10 +47,11 @@ def helm_path() -> str:
 
 
 def apply_crd(plane: ControlPlane) -> None:
-    """Install the RelayPool CRD (server-side apply, idempotent) and wait until served."""
-    for args in (("apply", "--server-side", "-f", str(CRD)),
+    """Install the RelayPool and SfuPool CRDs (server-side apply, idempotent) and wait
+    until served."""
+    for args in (("apply", "--server-side", "-f", str(CRD), "-f", str(SFU_CRD)),
                  ("wait", "--for=condition=Established", "--timeout=60s",
-                  "crd/relaypools.parley.dev")):
+                  "crd/relaypools.parley.dev", "crd/sfupools.parley.dev")):
         out = plane.kubectl(*args)
         if out.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {out.stderr}")
@@ -62,10 +64,11 @@ def operator_access(plane: ControlPlane, directory: Path) -> OperatorAccess:
     out = plane.kubectl("create", "namespace", ns)
     assert out.returncode == 0, out.stderr
     show = [arg for t in RBAC_TEMPLATES for arg in ("--show-only", f"templates/{t}")]
-    # HostNetwork grants the node reads too (the tests use every exposure mode)
+    # HostNetwork grants the node reads too (the tests use every exposure mode); sfu.enabled
+    # the SfuPools
     rendered = subprocess.run(
         [helm_path(), "template", RELEASE, str(CHART), "--namespace", ns,
-         "--set", "relays.exposure.mode=HostNetwork", *show],
+         "--set", "relays.exposure.mode=HostNetwork", "--set", "sfu.enabled=true", *show],
         capture_output=True, text=True, check=True).stdout
     out = plane.kubectl("apply", "-n", ns, "-f", "-", input=rendered)
     assert out.returncode == 0, out.stderr

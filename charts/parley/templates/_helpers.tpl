@@ -92,7 +92,18 @@ relay Pod and Service (it does not copy the release's labels, so `instance` is a
 */}}
 {{- define "parley.relay.selectorLabels" -}}
 app.kubernetes.io/component: relay
-parley.dev/relaypool: {{ include "parley.relay.poolName" . }}
+parley.dev/pool: {{ include "parley.relay.poolName" . }}
+{{- end }}
+
+{{/* The default SfuPool's name (52: room for the operator's `-xxxxx` pod suffix). */}}
+{{- define "parley.sfu.poolName" -}}
+{{- printf "%s-sfu" (include "parley.fullname" .) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels of the default SfuPool's SFU pods (the labels the operator gives them). */}}
+{{- define "parley.sfu.selectorLabels" -}}
+app.kubernetes.io/component: sfu
+parley.dev/pool: {{ include "parley.sfu.poolName" . }}
 {{- end }}
 
 {{/* The Secret with the services' shared keys: secrets.existingSecret or `<fullname>-keys`. */}}

@@ -3,6 +3,20 @@ Pieces of the NetworkPolicies. The release's pods are denied everything by
 common-networkpolicy.yaml; each component's policy then allows exactly its own traffic.
 */}}
 
+{{/* Egress rule to the cluster DNS (networkPolicy.dns), UDP and TCP 53. */}}
+{{- define "parley.networkPolicy.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml .Values.networkPolicy.dns.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml .Values.networkPolicy.dns.podSelector | nindent 8 }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end }}
+
 {{/* Egress rule to NATS: the bundled NATS's pods, or the external servers' ports anywhere. */}}
 {{- define "parley.networkPolicy.natsEgress" -}}
 {{- if .Values.nats.url }}

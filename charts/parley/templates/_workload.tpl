@@ -215,7 +215,7 @@ spec:
   unhealthyPodEvictionPolicy: AlwaysAllow
   selector:
     matchLabels:
-      {{- include "parley.component.selectorLabels" $sel | nindent 6 }}
+      {{- .selector | default (include "parley.component.selectorLabels" $sel) | nindent 6 }}
 {{- end }}
 
 {{/* ServiceMonitor scraping /metrics on the component's Service (port `http`). */}}

@@ -28,8 +28,8 @@ from parley_operator.handlers import Options, run_operator
 from parley_operator.kube import Kube
 from services.common.bus import Envelope, NatsBus
 from services.common.infra import NatsServer
-from services.common.messages import RelayControl, RelayHeartbeat
-from services.common.subjects import relay_heartbeat
+from services.common.messages import RelayControl, RelayHeartbeat, SfuControl, SfuHeartbeat
+from services.common.subjects import relay_heartbeat, sfu_heartbeat
 from tests.k8s.access import operator_access
 
 
@@ -60,10 +60,11 @@ class Api:
 def _declare_resources(kmock: Any) -> None:
     from kmock import ResourceInfo
 
-    kmock.resources["parley.dev/v1alpha1/relaypools"] = ResourceInfo(
-        kind="RelayPool", singular="relaypool", namespaced=True,
-        subresources={"status", "scale"},
-        verbs={"get", "list", "watch", "create", "patch", "update", "delete"})
+    for kind in ("RelayPool", "SfuPool"):
+        kmock.resources[f"parley.dev/v1alpha1/{kind.lower()}s"] = ResourceInfo(
+            kind=kind, singular=kind.lower(), namespaced=True,
+            subresources={"status", "scale"},
+            verbs={"get", "list", "watch", "create", "patch", "update", "delete"})
     for plural, kind in (("pods", "Pod"), ("services", "Service"), ("secrets", "Secret"),
                          ("events", "Event")):
         kmock.resources[f"v1/{plural}"] = ResourceInfo(kind=kind, namespaced=True)
@@ -113,27 +114,33 @@ class FakeRelays:
     bus: NatsBus
     load: dict[str, int] = field(default_factory=dict)
     draining: set[str] = field(default_factory=set)
-    controls: list[tuple[str, RelayControl]] = field(default_factory=list)
+    controls: list[tuple[str, RelayControl | SfuControl]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
+    controls_subject = "parley.relay.control.*"
+
+    def parse_control(self, data: bytes) -> RelayControl | SfuControl:
+        return RelayControl.model_validate_json(data)
+
+    def heartbeat(self, relay_id: str, load: int) -> tuple[str, bytes]:
+        hb = RelayHeartbeat(relay_id=relay_id, public_host="198.51.100.7", allocations=load,
+                            draining=relay_id in self.draining, sent_at=time.time())
+        return relay_heartbeat(relay_id), hb.model_dump_json().encode()
 
     async def start(self) -> None:
         async def on_control(env: Envelope) -> None:
             relay_id = env.subject.rsplit(".", 1)[-1]
-            request = RelayControl.model_validate_json(env.data)
+            request = self.parse_control(env.data)
             self.controls.append((relay_id, request))
             if request.action == "drain":
                 self.draining.add(relay_id)
 
-        await self.bus.subscribe("parley.relay.control.*", on_control)
+        await self.bus.subscribe(self.controls_subject, on_control)
         self._task = asyncio.create_task(self._beat())
 
     async def _beat(self) -> None:
         while True:
-            for relay_id, allocations in list(self.load.items()):
-                hb = RelayHeartbeat(
-                    relay_id=relay_id, public_host="198.51.100.7", allocations=allocations,
-                    draining=relay_id in self.draining, sent_at=time.time())
-                await self.bus.publish(relay_heartbeat(relay_id), hb.model_dump_json().encode())
+            for relay_id, load in list(self.load.items()):
+                await self.bus.publish(*self.heartbeat(relay_id, load))
             await asyncio.sleep(0.2)
 
     def asked(self, relay_id: str, action: str) -> bool:
@@ -146,15 +153,41 @@ class FakeRelays:
                 await self._task
 
 
-@pytest.fixture
-async def relays(nats_server: NatsServer) -> AsyncIterator[FakeRelays]:
-    """Fake relays on the session's real NATS."""
-    bus = await NatsBus.connect(nats_server.url, name="fake-relays")
-    fake = FakeRelays(bus)
+class FakeSfus(FakeRelays):
+    """SFUs as NATS sees them: heartbeats with peers out, `SfuControl` in (drain obeyed)."""
+
+    controls_subject = "parley.sfu.control.*"
+
+    def parse_control(self, data: bytes) -> RelayControl | SfuControl:
+        return SfuControl.model_validate_json(data)
+
+    def heartbeat(self, relay_id: str, load: int) -> tuple[str, bytes]:
+        hb = SfuHeartbeat(sfu_id=relay_id, peers=load, capacity=200,
+                          draining=relay_id in self.draining, sent_at=time.time())
+        return sfu_heartbeat(relay_id), hb.model_dump_json().encode()
+
+
+async def _fake(nats_server: NatsServer, cls: type[FakeRelays]) -> AsyncIterator[FakeRelays]:
+    bus = await NatsBus.connect(nats_server.url, name=f"fake-{cls.__name__.lower()}")
+    fake = cls(bus)
     await fake.start()
     yield fake
     await fake.stop()
     await bus.close()
+
+
+@pytest.fixture
+async def relays(nats_server: NatsServer) -> AsyncIterator[FakeRelays]:
+    """Fake relays on the session's real NATS."""
+    async for fake in _fake(nats_server, FakeRelays):
+        yield fake
+
+
+@pytest.fixture
+async def sfus(nats_server: NatsServer) -> AsyncIterator[FakeRelays]:
+    """Fake SFUs on the session's real NATS."""
+    async for fake in _fake(nats_server, FakeSfus):
+        yield fake
 
 
 @dataclass
@@ -182,7 +215,8 @@ async def operator(api: Api, nats_server: NatsServer,
         return ok, "ok: setup 40 ms" if ok else "ICE failed"
 
     opts = Options(nats_url=nats_server.url, server=api.server, reconcile_seconds=0.5,
-                   probe_tick_seconds=0.5, heartbeat_ttl=3.0)
+                   probe_tick_seconds=0.5, heartbeat_ttl=3.0, sfu_pools=True,
+                   sfu_nats_url="nats://sfu@nats:4222")
     # its own thread and event loop, as in production (and as kopf.testing.KopfRunner does):
     # on stopping, kopf cancels every task it did not start in its loop
     stop, ready = threading.Event(), threading.Event()
@@ -220,12 +254,14 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.
     raise AssertionError(f"not reached within {within}s: {last}")
 
 
-def pool_manifest(api: Api, spec: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
-    """A RelayPool with a unique name."""
-    meta: dict[str, Any] = {"name": name or f"relays-{secrets.token_hex(3)}",
+def pool_manifest(api: Api, spec: dict[str, Any], *, name: str | None = None,
+                  kind: str = "RelayPool") -> dict[str, Any]:
+    """A RelayPool (or an SfuPool) with a unique name."""
+    prefix = "relays" if kind == "RelayPool" else "sfus"
+    meta: dict[str, Any] = {"name": name or f"{prefix}-{secrets.token_hex(3)}",
                             "namespace": api.namespace}
     if api.fake:  # the fake keeps what it is given: kopf's JSON patches test resourceVersion
         meta["resourceVersion"] = "1"
-    extra = {"secretName": api.turn_secret} if api.turn_secret else {}
-    return {"apiVersion": "parley.dev/v1alpha1", "kind": "RelayPool", "metadata": meta,
+    extra = {"secretName": api.turn_secret} if api.turn_secret and kind == "RelayPool" else {}
+    return {"apiVersion": "parley.dev/v1alpha1", "kind": kind, "metadata": meta,
             "spec": {"image": "parley:test", **extra, **spec}}

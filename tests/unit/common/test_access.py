@@ -52,7 +52,20 @@ def test_nats_grants_relay_id_limits_the_relay_to_its_own_subjects() -> None:
     # its own control requests and its own trace hints (from rooms), nothing else
     assert relay.subscribe == ("parley.relay.control.r-1", "parley.relay.trace.r-1",
                                "_INBOX.relay.>")
-    assert access.nats_grants(relay_id="r-1")["operator"].publish == ("parley.relay.control.*",)
+    assert access.nats_grants(relay_id="r-1")["operator"].publish == (
+        "parley.relay.control.*", "parley.sfu.control.*")
+
+
+def test_nats_grants_sfu_ids_limit_the_sfu_to_its_own_subjects() -> None:
+    sfu = access.nats_grants(sfu_ids=["s-1", "s-2"])["sfu"]
+    assert sfu.publish == ("parley.sfu.heartbeat.s-1", "parley.sfu.heartbeat.s-2")
+    assert sfu.subscribe == ("parley.sfu.session.s-1", "parley.sfu.session.s-2",
+                             "parley.sfu.control.s-1", "parley.sfu.control.s-2",
+                             "_INBOX.sfu.>")
+    assert sfu.allow_responses
+    assert access.nats_grants()["sfu"].subscribe[:2] == ("parley.sfu.session.*",
+                                                         "parley.sfu.control.*")
+    assert "parley.sfu.session.*" in access.nats_grants()["signaling"].publish
 
 
 def test_nats_grants_admin_only_when_asked() -> None:
@@ -65,7 +78,9 @@ def test_render_nats_authorization_refers_to_env_passwords() -> None:
     text = access.render_nats_authorization()
     assert text.count("password: $PARLEY_NATS_PASSWORD_") == len(access.NATS_USERS)
     assert '"$JS.API.STREAM.PURGE.PARLEY_DIAG"' in text
-    assert text.count("allow_responses: true") == 1
+    assert text.count("allow_responses: true") == 2
+    assert {u for u, g in access.nats_grants().items() if g.allow_responses} == {
+        "logpurge", "sfu"}  # the only services that answer requests
 
 
 def test_render_redis_acl_default_off_and_no_dangerous_commands() -> None:

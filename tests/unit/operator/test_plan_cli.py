@@ -45,3 +45,14 @@ def test_operator_plan_cli_bad_input_names_it(tmp_path: Path) -> None:
     r = run("--pool", str(EXAMPLES / "pool.yaml"), "--observed",
             str(EXAMPLES / "observed-busy.json"), "--now", "yesterday")
     assert r.returncode == 2 and "not ISO 8601" in r.stderr
+
+
+def test_operator_plan_cli_sfupool_counts_peers() -> None:
+    """The same observed load read as an SfuPool's peers (target 100 per SFU)."""
+    r = run("--pool", str(EXAMPLES / "sfupool.yaml"), "--observed",
+            str(EXAMPLES / "observed-busy.json"), "--now", "2026-11-25T12:00:00Z")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["desired_replicas"] == 8  # ceil(810 / 100) = 9, clamped to max 8
+    assert [a["action"] for a in out["actions"]] == ["create"] * 6
+    assert "810 peers, target 100" in out["actions"][0]["reason"]

@@ -1,0 +1,1 @@
+"""bench/sfu: the SFU under real RTP (python -m bench.sfu)."""
