@@ -185,6 +185,7 @@ def _register_optional(module: str, name: str) -> None:
 
 
 _register_optional("services.relay.cli", "relay")
+_register_optional("services.sfu.cli", "sfu")
 _register_optional("services.metrics.cli", "metrics")
 _register_optional("services.logpurge.cli", "logpurge")
 _register_optional("services.gateway.cli", "gateway")

@@ -104,11 +104,12 @@ class RoomForwarder:
     """The forwarding state of one room."""
 
     def __init__(self, *, remb_bps: int = 1_500_000, cache_size: int = DEFAULT_SIZE,
-                 pli_interval: float = DEFAULT_INTERVAL) -> None:
+                 pli_interval: float = DEFAULT_INTERVAL,
+                 counters: Counters | None = None) -> None:
         self.remb_bps = remb_bps
         self.cache_size = cache_size
         self.pli_interval = pli_interval
-        self.counters = Counters()
+        self.counters = counters if counters is not None else Counters()
         self._peers: dict[str, _Peer] = {}
         self._tracks: dict[str, dict[Kind, Track]] = {}
         self._sources: dict[int, Track] = {}
