@@ -96,7 +96,14 @@ class Depart:
     """The peer left on purpose: remove it from presence and announce `peer-left`."""
 
 
-Effect: TypeAlias = Send | Close | Authorize | Publish | Depart
+@dataclass(frozen=True, slots=True)
+class SfuForward:
+    """Forward this request to the SFU its ticket names, and answer the client."""
+
+    request: p.SfuRequest
+
+
+Effect: TypeAlias = Send | Close | Authorize | Publish | Depart | SfuForward
 
 
 class State(enum.Enum):
@@ -235,6 +242,8 @@ class Session:
         if isinstance(msg, p.Chat):
             out_c = p.ChatOut.model_construct(from_=me, text=msg.text, at=round(now, 3))
             return [Publish(p.encode(out_c), "chat")]
+        if isinstance(msg, p.SfuRequest):
+            return [SfuForward(msg)]
         if isinstance(msg, p.Leave):
             self.departed = True
             return [Depart(), *self._close(p.CloseCode.NORMAL, "bye")]
