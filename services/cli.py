@@ -111,6 +111,8 @@ def dev(
     tls_key: TlsKey = None,
     relay_public_ip: RelayHost = None,
     relay_host: RelayListen = None,
+    sfus: Annotated[int, typer.Option(
+        min=0, max=4, help="SFU processes (rooms past PARLEY_MESH_MAX go through one).")] = 1,
     relay_port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Relay UDP/TCP port (default: a free one).")] = None,
     relay_tls_port: Annotated[int | None, typer.Option(
@@ -126,7 +128,7 @@ def dev(
         force_relay=force_relay, data_dir=data_dir, public_url=_public_url(public_url),
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
         relay_host=relay_host, relay_port=relay_port, relay_tls_port=relay_tls_port,
-        exit_on_crash=exit_on_crash,
+        exit_on_crash=exit_on_crash, sfus=sfus,
     )
 
 

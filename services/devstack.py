@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import os
 import secrets
@@ -38,7 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from services.common.authinfra import CREDENTIALS_FILE, dev_child_env, start_dev
+from services.common.authinfra import (
+    CREDENTIALS_FILE,
+    MAX_DEV_SFUS,
+    dev_child_env,
+    start_dev,
+)
 from services.common.infra import (
     EmbeddedServer,
     InfraError,
@@ -156,6 +162,7 @@ class DevStack:
     port: int = 8080
     signaling_replicas: int = 1
     relay: bool = True
+    sfus: int = 1  # SFU processes (0: none; rooms then stay mesh), at most MAX_DEV_SFUS
     force_relay: bool = False
     data_dir: Path | None = None
     public_url: str = ""
@@ -221,6 +228,9 @@ class DevStack:
                 for i in range(self.signaling_replicas)]
         if self.relay and _has("services.relay.cli"):
             children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"]))
+        if _has("services.sfu.cli"):
+            children += [self._sfu_child(py, base, i + 1)
+                         for i in range(min(self.sfus, MAX_DEV_SFUS))]
         if _has("services.logpurge.app"):
             service("logpurge", ["logpurge"], base, "/healthz")
         if _has("services.metrics.app"):
@@ -281,8 +291,38 @@ class DevStack:
                      "--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         low, high = relayed_range(listeners)
         argv += ["--ports", f"{low}-{high}"]
+        if self.sfus and _has("services.sfu.cli"):  # "always relay" reaches the SFUs
+            sfu_host = self._sfu_announced()
+            with contextlib.suppress(ValueError):
+                net = ipaddress.ip_network(sfu_host)
+                argv += ["--allow-peer", str(net)]
         env = dict(base, PARLEY_RELAY_SECRET=secret)
         return Child("relay", argv, env, f"http://{INTERNAL}:{http}/readyz")
+
+    def _listen_host(self) -> str:
+        host = self.relay_host or self.host
+        return INTERNAL if host == "localhost" else host
+
+    def _sfu_announced(self) -> str:
+        """The address SFUs put in their answers (and the relay lets peers reach)."""
+        host = self._listen_host()
+        if self.relay_public_host:
+            return self.relay_public_host
+        if host not in ("0.0.0.0", "::"):
+            return host
+        return next(iter(_outward_addresses()), INTERNAL)
+
+    def _sfu_child(self, py: list[str], base: dict[str, str], index: int) -> Child:
+        """An SFU: one UDP port on the relay's listening host (browsers reach it there, or
+        through the relay with "always relay"); its answers announce that address."""
+        listen_host = self._listen_host()
+        announced = self._sfu_announced()
+        udp = port_outside(INTERNAL, *RELAY_PORTS)
+        http = free_port(INTERNAL)
+        argv = [*py, "sfu", "--listen", f"{_bracket(listen_host)}:{udp}",
+                "--public-host", announced, "--http-host", INTERNAL, "--http-port", str(http),
+                "--heartbeat-interval", "1", "--drain-deadline", "5"]
+        return Child(f"sfu-{index}", argv, dict(base), f"http://{INTERNAL}:{http}/readyz")
 
     def _gateway_child(self, py: list[str], base: dict[str, str],
                        routes: dict[str, list[str]]) -> Child:
@@ -308,8 +348,9 @@ class DevStack:
         if not self._stop:
             raise DevStackError(f"{child.name} was not ready within {READY_TIMEOUT:.0f}s")
 
-    def _wait_relay_registered(self) -> None:
-        """Wait until rooms has heard the relay's heartbeat, so the first join gets TURN."""
+    def _wait_relay_registered(self, *, field: str = "relays", what: str = "relay") -> None:
+        """Wait until rooms has heard the relay's heartbeat, so the first join gets TURN
+        (or, with `field="sfus"`, an SFU's, so a room can switch to it)."""
         rooms = next(c for c in self.children if c.name == "rooms")
         url = rooms.ready_url or ""
         deadline = time.monotonic() + READY_TIMEOUT
@@ -318,11 +359,11 @@ class DevStack:
                 contextlib.suppress(Exception),
                 urllib.request.urlopen(url, timeout=1) as r,
             ):
-                if json.load(r).get("relays", 0) > 0:
+                if json.load(r).get(field, 0) > 0:
                     return
             time.sleep(0.1)
         if not self._stop:
-            raise DevStackError("rooms heard no relay heartbeat within "
+            raise DevStackError(f"rooms heard no {what} heartbeat within "
                                 f"{READY_TIMEOUT:.0f}s (is NATS reachable from the relay?)")
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -389,6 +430,8 @@ class DevStack:
                 self._wait_ready(child)
             if any(c.name == "relay" for c in self.children):
                 self._wait_relay_registered()
+            if any(c.name.startswith("sfu-") for c in self.children):
+                self._wait_relay_registered(field="sfus", what="SFU")
             if not self._stop:
                 # the admin commands (parley logpurge ...) act as logpurge
                 state.write_run({"PARLEY_NATS_URL": servers.nats_url("logpurge"),

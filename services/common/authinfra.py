@@ -23,6 +23,16 @@ from services.common.access import (
 from services.common.infra import NatsServer, RedisServer
 
 DEV_RELAY_ID: Final[str] = "dev-relay"
+MAX_DEV_SFUS: Final[int] = 4
+
+
+def dev_sfu_id(child: str) -> str:
+    """The SFU id of a `parley dev` child (`sfu-2` -> `dev-sfu-2`)."""
+    return f"dev-{child}"
+
+
+DEV_SFU_IDS: Final[tuple[str, ...]] = tuple(
+    dev_sfu_id(f"sfu-{i}") for i in range(1, MAX_DEV_SFUS + 1))
 CREDENTIALS_FILE: Final[str] = "credentials.json"
 
 
@@ -70,7 +80,8 @@ class SecuredServers:
         self.nats.stop()
 
 
-def start_secured(*, relay_id: str | None = None, credentials: Credentials | None = None,
+def start_secured(*, relay_id: str | None = None, sfu_ids: tuple[str, ...] = (),
+                  credentials: Credentials | None = None,
                   store_dir: Path | None = None, workdir: Path | None = None,
                   die_with_parent: bool = False) -> SecuredServers:
     """Start NATS and Redis with every service's user; the caller stops them.
@@ -83,7 +94,8 @@ def start_secured(*, relay_id: str | None = None, credentials: Credentials | Non
         InfraError: a server could not be found or started.
     """
     creds = credentials or Credentials.generate()
-    nats = NatsServer(config=render_nats_authorization(relay_id=relay_id, admin=creds.admin),
+    nats = NatsServer(config=render_nats_authorization(relay_id=relay_id, sfu_ids=sfu_ids,
+                                                            admin=creds.admin),
                       env=creds.nats_server_env(), store_dir=store_dir,
                       workdir=None if workdir is None else workdir / "nats",
                       die_with_parent=die_with_parent).start()
@@ -109,11 +121,15 @@ def dev_child_env(servers: SecuredServers, child: str,
     """
     service = child.split("-", 1)[0]
     out = {k: v for k, v in env.items()
-           if k not in ("PARLEY_NATS_URL", "PARLEY_REDIS_URL", "PARLEY_RELAY_NATS_URL")}
+           if k not in ("PARLEY_NATS_URL", "PARLEY_REDIS_URL", "PARLEY_RELAY_NATS_URL",
+                        "PARLEY_SFU_NATS_URL")}
     own = servers.service_env(service)
     if service == "relay":
         out.update(PARLEY_RELAY_NATS_URL=own["PARLEY_NATS_URL"],
                    PARLEY_RELAY_RELAY_ID=DEV_RELAY_ID)
+        return out
+    if service == "sfu":
+        out.update(PARLEY_SFU_NATS_URL=own["PARLEY_NATS_URL"], PARLEY_SFU_ID=dev_sfu_id(child))
         return out
     if service == "rooms":
         out["PARLEY_DIAG_CREATE"] = "false"
@@ -125,7 +141,8 @@ def start_dev(*, store_dir: Path | None = None, workdir: Path | None = None) -> 
     `admin` for inspection. They die with the calling process (SIGTERM on its death) and,
     with `workdir`, keep their folders there (see `start_secured`); `respawn()` brings one
     back on the same port with the same config and users."""
-    servers = start_secured(relay_id=DEV_RELAY_ID, credentials=Credentials.generate(admin=True),
+    servers = start_secured(relay_id=DEV_RELAY_ID, sfu_ids=DEV_SFU_IDS,
+                            credentials=Credentials.generate(admin=True),
                             store_dir=store_dir, workdir=workdir, die_with_parent=True)
     servers.write_credentials()
     return servers

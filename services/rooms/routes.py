@@ -190,7 +190,8 @@ async def readyz(request: Request) -> JSONResponse:
         checks["redis"] = False
     ok = all(checks.values())
     relays = len(ctx.relays.live(now=time.time()))
-    return JSONResponse({"ready": ok, **checks, "relays": relays},
+    sfus = ctx.sfus.counts(now=time.time())["usable"]
+    return JSONResponse({"ready": ok, **checks, "relays": relays, "sfus": sfus},
                         status_code=200 if ok else 503)
 
 
