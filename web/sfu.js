@@ -182,6 +182,14 @@ export class SfuPeerLink extends Emitter {
     return this._sfu ? this._sfu.pc : null;
   }
 
+  /** This person's audio and video (an empty stream until they have a slot). */
+  get remoteStream() {
+    const slot = this._sfu && this._sfu.slots.find((s) => s.peerId === this.remoteId);
+    if (slot && slot.stream) return slot.stream;
+    this._empty = this._empty || new MediaStream();
+    return this._empty;
+  }
+
   /** Follow a (new) SFU connection: failover replaces it under the same link. */
   attach(sfu) {
     for (const off of this._offs.splice(0)) off();

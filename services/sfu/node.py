@@ -240,6 +240,10 @@ class SfuNode:
             self.send(record, address)
         if p.dtls.state is not before:
             log.debug("dtls %s", p.dtls.state.value)
+            room = self.rooms.get(p.room_key)
+            if p.dtls.state is DtlsState.CONNECTED and room is not None:
+                self._send_rtcp(room, room.forwarder.subscriber_ready(
+                    p.peer_id, now=time.monotonic()))
         if p.dtls.state in (DtlsState.CLOSED, DtlsState.FAILED):
             log.info("peer connection ended (%s)", p.dtls.state.value)
             self._remove(p)

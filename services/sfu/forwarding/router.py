@@ -201,6 +201,26 @@ class RoomForwarder:
                 self.counters.plis_sent += 1
         return out
 
+    def subscriber_ready(self, peer_id: str, *, now: float) -> list[Out]:
+        """The subscriber's transport just came up: it has missed every key frame so far.
+
+        Its video streams wait for the next key frame, and each publisher it shows gets a
+        PLI at once (RFC 4585 §6.3.1; not throttled: a new viewer must not wait).
+        """
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return []
+        out: list[Out] = []
+        for ssrc, (pub, kind) in peer.feeds.items():
+            track = self._tracks.get(pub, {}).get(kind)
+            if kind != "video" or track is None:
+                continue
+            peer.streams[ssrc].keyframe_wanted = True
+            track.throttle.allow(now=now)
+            out.append((pub, rtcp.pli(SFU_SSRC, track.ssrc)))
+            self.counters.plis_sent += 1
+        return out
+
     def _rebuild(self) -> None:
         """Recompute each track's list of (subscriber, stream): the hot path's fan-out."""
         for tracks in self._tracks.values():
