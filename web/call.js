@@ -217,6 +217,9 @@ export class Call extends Emitter {
       for (const id of [...this.peers.keys()]) this._removePeer(id, "reset");
     }
     this.peerId = welcome.peer_id;
+    const media = this.info && this.info.media;
+    const toSfu = this.mode === "mesh" && media && media.path === "sfu";
+    if (toSfu) this.mode = "sfu"; // before the peers are added: no mesh links at all
     const present = new Set();
     for (const p of welcome.peers || []) {
       present.add(p.peer_id);
@@ -235,8 +238,7 @@ export class Call extends Emitter {
     }
     this._sendMediaState();
     this.emit("joined", { peerId: this.peerId, room: this.room, owner: this.isOwner });
-    const media = this.info && this.info.media;
-    if (this.mode === "mesh" && media && media.path === "sfu") this._useSfu(media);
+    if (toSfu) this._useSfu(media);
     else if (this.mode === "sfu" && this.sfu) this._sfuSubscribe();
     else this._checkMeshLimit();
   }

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,10 +76,14 @@ def _sfu_peers(stack: Stack) -> dict[str, int]:
 def _pid_of(stack: Stack, name: str) -> int:
     """The pid of a `parley dev` child, by the health port in its command line."""
     port = stack.internal_url(name).rsplit(":", 1)[1]
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if " sfu " in line and f"--http-port {port}" in line:
-            return int(line.split()[0])
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"sfu" in args and b"--http-port" in args and \
+                args[args.index(b"--http-port") + 1] == port.encode():
+            return int(proc.name)
     raise AssertionError(f"no process for {name}")
 
 

@@ -349,6 +349,27 @@ class RoomForwarder:
 
     # --- periodic ------------------------------------------------------------------------
 
+    def _keyframes_still_wanted(self, *, now: float) -> list[Out]:
+        """Ask again for the key frames some subscribers still wait for.
+
+        A publisher's encoder may ignore a PLI that comes close after the previous one, and
+        a key frame may reach the SFU before the subscriber's transport is up; a stream held
+        back for a key frame never makes its receiver ask on its own (it sees no loss).
+        """
+        waiting: set[int] = set()
+        for peer in self._peers.values():
+            for ssrc, (pub, kind) in peer.feeds.items():
+                track = self._tracks.get(pub, {}).get(kind)
+                if track is not None and kind == "video" and peer.streams[ssrc].keyframe_wanted:
+                    waiting.add(track.ssrc)
+        out: list[Out] = []
+        for ssrc in waiting:
+            track = self._sources[ssrc]
+            if track.throttle.allow(now=now):
+                self.counters.plis_sent += 1
+                out.append((track.peer_id, rtcp.pli(SFU_SSRC, track.ssrc)))
+        return out
+
     def tick(self, *, now: float) -> list[Out]:
         """Every second or so: each publisher gets an RR about its streams and a REMB cap.
 
@@ -357,6 +378,7 @@ class RoomForwarder:
         pace (no simulcast yet).
         """
         out: list[Out] = []
+        out += self._keyframes_still_wanted(now=now)
         for peer_id, tracks in self._tracks.items():
             reports: list[RtcpReceiverInfo] = []
             packet = b""
