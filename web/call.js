@@ -253,7 +253,7 @@ export class Call extends Emitter {
   }
 
   async _askForSfu() {
-    if (this.ended || this._askingSfu) return;
+    if (this.ended || this._askingSfu || this.mode === "sfu") return;
     this._askingSfu = true;
     try {
       const media = await api.roomMedia(this.room, this.info.token);

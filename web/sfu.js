@@ -69,20 +69,24 @@ export class SfuConnection extends Emitter {
     this.pc.oniceconnectionstatechange = () => this._updateState();
   }
 
-  /** Offer, send it through signalling to the SFU, apply its answer. */
+  /** Offer, send it through signalling to the SFU, apply its answer. `mapping`: who each
+   * slot shows, as of now (a later `subscribe` changes what the offer carries). */
   async start(ticket, mapping) {
     this.ticket = ticket;
+    this._map = mapping;
     await this.pc.setLocalDescription(await this.pc.createOffer());
     const sdp = compactOffer(this.pc.localDescription.sdp);
-    const reply = await this._request({ description: { type: "offer", sdp }, subscribe: mapping });
+    this._offered = true;
+    const reply = await this._request(() => ({ description: { type: "offer", sdp }, subscribe: this._map }));
     if (this._closed) return;
     await this.pc.setRemoteDescription(reply.description);
   }
 
-  /** Tell the SFU which person each slot shows (the whole map). */
+  /** Tell the SFU which person each slot shows (the whole map, sent after the offer). */
   async subscribe(mapping) {
-    if (this._closed || !this.pc.remoteDescription) return;
-    await this._request({ subscribe: mapping });
+    this._map = mapping;
+    if (this._closed || !this._offered) return; // the offer will carry it
+    await this._request(() => ({ subscribe: this._map }));
   }
 
   /** A reply from signalling: `{type: "sfu", ...}` or an `error` whose ref is "sfu". */
@@ -95,9 +99,14 @@ export class SfuConnection extends Emitter {
     else pending.resolve(msg);
   }
 
-  _request(body) {
-    // one at a time: a slot map sent while an offer waits goes after it
+  _request(makeBody) {
+    // one at a time: a slot map sent while an offer waits goes after it, as it is by then
     const run = () => new Promise((resolve, reject) => {
+      if (this._closed) {
+        reject(new Error("closed"));
+        return;
+      }
+      const body = makeBody();
       const timer = setTimeout(() => {
         this._pending = null;
         reject(new Error("the SFU did not answer"));
