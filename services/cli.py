@@ -172,6 +172,7 @@ def serve(
         relay_host=cfg.relay_host,
         relay_port=cfg.relay_port, relay_tls_port=cfg.relay_tls_port, keep_jetstream=True,
         extra_env=cfg.env, name="parley serve", exit_on_crash=exit_on_crash,
+        sfus=0,  # not yet: a server's SFU needs a fixed, opened UDP port (docs/sfu.md)
     )
 
 
