@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -137,3 +140,71 @@ async def test_two_aiortc_peers_see_each_other_through_the_sfu(
     assert ROOM not in metrics and not IP.search(metrics)
     output = sfu.log.read_text()
     assert ROOM not in output and not IP.search(output), output
+
+
+async def test_sigterm_drains_keeps_calls_refuses_new_rooms_then_exits(
+        nats_server: NatsServer, nc: nats.NATS) -> None:
+    """SIGTERM: heartbeats say draining, a new room is refused, the room it hosts still
+    takes offers (a late joiner), and the process exits 0 once its last call ends."""
+    http = free_port()
+    fd, path = tempfile.mkstemp(prefix="sfu-drain-", suffix=".log")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PARLEY_SFU_NATS_URL=nats_server.url,
+               PARLEY_SFU_ID="sfu-drain", PARLEY_SFU_HEARTBEAT_INTERVAL="0.3",
+               PARLEY_SFU_CONSENT_TIMEOUT="3")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services", "sfu", "--listen", f"127.0.0.1:{free_port()}",
+         "--http-host", "127.0.0.1", "--http-port", str(http), "--drain-deadline", "60"],
+        stdout=fd, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+    os.close(fd)
+    subject = subjects.sfu_session("sfu-drain")
+
+    async def ask(req: SfuSessionRequest) -> SfuSessionReply:
+        msg = await nc.request(subject, req.model_dump_json().encode(), timeout=20)
+        return SfuSessionReply.model_validate_json(msg.data)
+
+    beats: asyncio.Queue[SfuHeartbeat] = asyncio.Queue()
+
+    async def on_beat(msg: object) -> None:
+        await beats.put(SfuHeartbeat.model_validate_json(msg.data))  # type: ignore[attr-defined]
+
+    await nc.subscribe(subjects.sfu_heartbeat("sfu-drain"), cb=on_beat)
+    pcs: list[RTCPeerConnection] = []
+    try:
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{http}/readyz", proc,
+                                timeout=60, log=Path(path))
+        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        pcs.append(pc)
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+        reply = await ask(SfuSessionRequest(room_key=ROOM, peer_id="p1", sdp=offer))
+        assert reply.ok and reply.sdp
+        await pc.setRemoteDescription(RTCSessionDescription(reply.sdp, "answer"))
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while not (await asyncio.wait_for(beats.get(), 10)).draining:
+            assert time.monotonic() < deadline
+        refused = await ask(SfuSessionRequest(room_key="another-room", peer_id="p9",
+                                              sdp=offer))
+        assert (refused.ok, refused.error) == (False, "draining")
+        late = await ask(SfuSessionRequest(room_key=ROOM, peer_id="p2", sdp=offer))
+        assert late.ok and late.sdp  # the room it hosts goes on
+        assert await asyncio.to_thread(_status, f"http://127.0.0.1:{http}/readyz") == 503
+        assert proc.poll() is None  # calls go on
+        await pc.close()  # the calls end (p2 never connects: its handshake times out)
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        for one in pcs:
+            await one.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        Path(path).unlink(missing_ok=True)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
