@@ -15,6 +15,7 @@ from services.signaling.session import (
     Publish,
     Send,
     Session,
+    SfuForward,
     State,
 )
 
@@ -289,3 +290,11 @@ def test_session_media_state_name_too_long_is_a_bad_message() -> None:
     effects = s.receive(frame, now=T0)
     assert not any(isinstance(e, Publish) for e in effects)
     assert any('"bad-message"' in getattr(e, "frame", "") for e in effects)
+
+
+def test_session_sfu_request_is_forwarded_only_once_joined() -> None:
+    frame = json.dumps({"type": "sfu", "ticket": "t", "subscribe": {"peer-b": 0}})
+    [eff] = joined_session().receive(frame, now=T0 + 1)
+    assert isinstance(eff, SfuForward)
+    assert eff.request.subscribe == {"peer-b": 0}
+    assert error_of(new_session().receive(frame, now=T0))["code"] == "not-joined"
