@@ -126,7 +126,7 @@ async def _diag_records(nats_url: str, room: str) -> list[Any]:
 @pytest.fixture(scope="module")
 def private_sfu_stack() -> Iterator[Stack]:
     """The same, with every room through the SFU (PARLEY_MESH_MAX=0)."""
-    s = start_stack(env={"PARLEY_HASH_KEY": HASH_KEY, "PARLEY_MESH_MAX": "0",
+    s = start_stack(sfus=1, env={"PARLEY_HASH_KEY": HASH_KEY, "PARLEY_MESH_MAX": "0",
                          "PARLEY_TRUSTED_PROXIES": '["127.0.0.1/32", "::1/128"]'})
     yield s
     s.stop()

@@ -43,7 +43,7 @@ SMALL_CAMERA = """(() => {
 
 @pytest.fixture(scope="module")
 def sfu_stack() -> Iterator[Stack]:
-    s = start_stack(extra=["--sfus", "2"], env={
+    s = start_stack(sfus=2, env={
         "PARLEY_MESH_MAX": "2", "PARLEY_SFU_ROOM_CAPACITY": "8", "PARLEY_SFU_TTL": "3"})
     yield s
     s.stop()
