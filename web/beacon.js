@@ -229,7 +229,7 @@ export class SessionBeacon {
     if (this.sent) return;
     this.sent = true;
     if (this._mostPeers === 0 || !beaconsAllowed().ok) return;
-    const restarts = [...this._allLinks].reduce((n, link) => n + (link.iceRestarts || 0), 0);
+    const restarts = [...this._allLinks].reduce((n, link) => n + ((link && link.iceRestarts) || 0), 0);
     const beacon = buildBeacon({
       nonce: this.nonce,
       event,

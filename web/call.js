@@ -421,7 +421,7 @@ export class Call extends Emitter {
       tracks: { audio: this.media.audioTrack, video: this.media.videoTrack },
       initiator,
     });
-    const peer = { link: null, media: { ...media }, name: "" };
+    const peer = { link, media: { ...media }, name: "" }; // the link is there for "peer-added"
     this.peers.set(id, peer);
     this.emit("peer-added", { id, media: peer.media });
     this._bindLink(id, peer, link);

@@ -23,6 +23,7 @@ pytest.importorskip("playwright", reason="the playwright pip package is not inst
 
 from playwright.sync_api import Page, expect
 
+from services.metrics.schema import Beacon
 from tests.e2e import pages as ui
 from tests.stack import Stack, start_stack
 
@@ -192,3 +193,9 @@ def test_sfu_relay_forced_participant(sfu_stack: Stack, small_page: NewPage) -> 
     ) == "relay"
     pair = ui.selected_pair(a, "sfu")
     assert pair is not None and pair.local_type == "relay", pair
+    # the usage beacon says the session went through the server (and the relay)
+    with a.expect_request(lambda r: r.url.endswith("/beacon") and r.method == "POST") as sent:
+        ui.button(a, "Leave").click()
+    beacon = Beacon.model_validate_json(sent.value.post_data or "")
+    assert beacon.event == "session-end" and beacon.via_server and beacon.always_relay
+    assert beacon.local_candidate == "relay"
