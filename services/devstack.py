@@ -200,6 +200,8 @@ class DevStack:
             env["PARLEY_PUBLIC_URL"] = self.public_url
         if self.force_relay:
             env["PARLEY_FORCE_RELAY"] = "true"
+        if self.sfus:  # its SFUs beat every second: a dead one is noticed in 3 (failover)
+            env.setdefault("PARLEY_SFU_TTL", "3")
         return env
 
     def plan(self, nats: NatsServer, redis: RedisServer,
