@@ -123,6 +123,18 @@ export class Call extends Emitter {
     return out;
   }
 
+  /** Per person, what reports their audio in getStats(): their connection (mesh), or on
+   * the SFU path their slot's audio receiver (the one connection carries everyone). */
+  audioSources() {
+    if (this.mode !== "sfu") return this.connections();
+    const out = {};
+    for (const [id, index] of this._slotOf || []) {
+      const slot = this.sfu && this.sfu.slots[index];
+      if (slot) out[id] = slot.audio.receiver;
+    }
+    return out;
+  }
+
   /** Send a chat message to everyone in the room (never stored by the server). */
   sendChat(text) {
     const clean = String(text).trim().slice(0, CHAT_MAX);

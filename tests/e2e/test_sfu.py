@@ -193,6 +193,9 @@ def test_sfu_relay_forced_participant(sfu_stack: Stack, small_page: NewPage) -> 
     ) == "relay"
     pair = ui.selected_pair(a, "sfu")
     assert pair is not None and pair.local_type == "relay", pair
+    # the speaking ring works per person on the one connection (the fake mic beeps)
+    a.wait_for_function("(sel) => document.querySelector(sel).classList.contains('speaking')",
+                        arg=ui.tile_of(others[0][1]), timeout=MEDIA_MS)
     # the usage beacon says the session went through the server (and the relay)
     with a.expect_request(lambda r: r.url.endswith("/beacon") and r.method == "POST") as sent:
         ui.button(a, "Leave").click()
