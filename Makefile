@@ -9,11 +9,11 @@ PORT   ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: setup run test test-unit test-integration test-e2e axe test-k8s lint typecheck bench chart \
-        image cluster cluster-down k8s-binaries clean
+        image cluster cluster-down k8s-binaries clean chaos
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py services/relay/_fastpath.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python >= 3.11")'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -77,3 +77,16 @@ test-k8s: setup k8s-binaries
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+
+# Issue 10's fault table: each fault in a real call on the dev stack, direct and
+# relay-forced; prints the table and writes it into docs/resilience.md (a few minutes).
+chaos: setup
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+# Load and soak of the whole dev stack (bench/README.md, "Load and soak"); long: not in `bench`.
+.PHONY: chaos bench-load soak
+bench-load: setup
+	$(BIN)/python -m bench.load
+
+soak: setup
+	nice -n 10 $(BIN)/python -m bench.soak --minutes 15

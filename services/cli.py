@@ -104,6 +104,9 @@ def dev(
         int, typer.Option(min=0, max=8, help="Signalling processes to start.")
     ] = 1,
     relay: Annotated[bool, typer.Option(help="Start a TURN relay.")] = True,
+    relays: Annotated[int, typer.Option(
+        min=1, max=8, help="TURN relays to start, each with its own ports and id "
+        "(children relay-1 … relay-N when more than one).")] = 1,
     force_relay: Annotated[bool, typer.Option(help="Make every call go through TURN.")] = False,
     data_dir: DataDir = None,
     public_url: PublicUrl = None,
@@ -118,17 +121,37 @@ def dev(
     relay_tls_port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Relay TLS port, with --tls-cert (default: a free one).")] = None,
     exit_on_crash: ExitOnCrash = False,
+    external_turn: Annotated[str | None, typer.Option(
+        help="Use an existing TURN server (coturn with use-auth-secret) instead of the "
+        "built-in relay: its URL, e.g. 'turn:turn.example.org:3478?transport=udp' (several "
+        "URLs of one server separated by spaces).")] = None,
+    external_turn_secret: Annotated[str | None, typer.Option(
+        envvar="PARLEY_EXTERNAL_TURN_SECRET", show_default=False,
+        help="The --external-turn server's static-auth-secret [env "
+        "PARLEY_EXTERNAL_TURN_SECRET: better than argv, which `ps` shows].")] = None,
 ) -> None:
     """Start NATS, Redis and every service as separate processes behind one port, restart
     any that dies; Ctrl-C stops them all."""
     if (tls_cert is None) != (tls_key is None):
         _fail("--tls-cert and --tls-key go together")
+    if external_turn is not None:
+        from services.rooms.turnservers import split_server
+
+        try:
+            split_server(external_turn)
+        except ValueError as exc:
+            _fail(f"--external-turn: {exc}")
+        if not external_turn_secret:
+            _fail("--external-turn needs its secret: --external-turn-secret or "
+                  "PARLEY_EXTERNAL_TURN_SECRET")
     _stack_or_fail(
         host=host, port=port, signaling_replicas=signaling_replicas, relay=relay,
-        force_relay=force_relay, data_dir=data_dir, public_url=_public_url(public_url),
+        relays=relays, force_relay=force_relay, data_dir=data_dir,
+        public_url=_public_url(public_url),
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
         relay_host=relay_host, relay_port=relay_port, relay_tls_port=relay_tls_port,
-        exit_on_crash=exit_on_crash, sfus=sfus,
+        exit_on_crash=exit_on_crash, external_turn=external_turn,
+        external_turn_secret=external_turn_secret, sfus=sfus,
     )
 
 
@@ -166,7 +189,7 @@ def serve(
         _fail("tls_cert and tls_key go together")
     _stack_or_fail(
         host=cfg.host, port=cfg.effective_port(), signaling_replicas=cfg.signaling_replicas,
-        relay=cfg.relay, force_relay=cfg.force_relay, data_dir=cfg.data_dir,
+        relay=cfg.relay, relays=cfg.relays, force_relay=cfg.force_relay, data_dir=cfg.data_dir,
         public_url=cfg.public_url or _public_url(None), tls_cert=cfg.tls_cert,
         tls_key=cfg.tls_key, relay_public_host=cfg.relay_public_host,
         relay_host=cfg.relay_host,

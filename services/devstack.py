@@ -18,6 +18,13 @@ Nothing is left behind when the stack itself is killed (even SIGKILL): every chi
 and Redis included, gets SIGTERM from the kernel when its parent dies (PR_SET_PDEATHSIG),
 and NATS's and Redis's folders are in the state dir, `run/<pid>/`, not in /tmp: removed at
 stop, and removed by the next start when the stack could not do it itself.
+
+`relays` (`--relays N`) starts N relays, each with its own ports and relay id: one is the
+child `relay`, several are `relay-1` … `relay-N` (ids `dev-relay`, `dev-relay-1` …).
+Every child's pid (and a relay's TURN port) is in `run/<pid>/children.json`, rewritten at
+every (re)start, so a fault-injection harness can kill one by name (`running_children`);
+while `run/<pid>/hold/<name>` exists, that child is not restarted (a relay whose machine is
+gone), and it is started again once the file is removed.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ READY_TIMEOUT: Final[float] = 30.0
 RELAY_PORTS: Final[tuple[int, int]] = (49152, 65535)
 STOP_TIMEOUT: Final[float] = 10.0
 RUNS_DIR: Final[str] = "run"  # in the state dir: run/<pid>/{nats,redis}
+CHILDREN_FILE: Final[str] = "children.json"  # in run/<pid>/: every child's pid, by name
+HOLD_DIR: Final[str] = "hold"  # in run/<pid>/: a file named for a child keeps it down
+DEV_RELAY_HEARTBEAT: Final[float] = 1.0  # s: rooms notices a dead relay within ~3 s
 INTERNAL: Final[str] = "127.0.0.1"  # every service but the gateway and the relay listens here
 TRUSTED_LOOPBACK: Final[tuple[str, ...]] = ("127.0.0.1/32", "::1/128")  # the gateway
 
@@ -106,6 +116,7 @@ class Child:
     env: dict[str, str]
     ready_url: str | None
     proc: subprocess.Popen[bytes] | None = None
+    info: dict[str, object] = field(default_factory=dict)  # in children.json (relay ports)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -162,6 +173,7 @@ class DevStack:
     port: int = 8080
     signaling_replicas: int = 1
     relay: bool = True
+    relays: int = 1  # relay processes, each with its own ports and relay id
     sfus: int = 1  # SFU processes (0: none; rooms then stay mesh), at most MAX_DEV_SFUS
     force_relay: bool = False
     data_dir: Path | None = None
@@ -176,10 +188,14 @@ class DevStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     name: str = "parley dev"
     exit_on_crash: bool = False  # a dying child stops the stack (exit 1) instead of restarting
+    external_turn: str | None = None  # an existing TURN server's URLs (space-separated)
+    external_turn_secret: str | None = field(default=None, repr=False)  # its REST secret
     children: list[Child] = field(default_factory=list)
     metrics_key: str | None = None
     _made_metrics_key: bool = False
-    _relay_ports: str = ""
+    _relay_ports: list[str] = field(default_factory=list)
+    _run_dir: Path | None = None
+    _servers: dict[str, EmbeddedServer] = field(default_factory=dict)
     _stop: bool = False
 
     @property
@@ -192,6 +208,7 @@ class DevStack:
 
     def _env(self, nats: NatsServer, redis: RedisServer, keys: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("PARLEY_EXTERNAL_TURN_SECRET", None)  # rooms alone gets it, as its own setting
         env.update(self.extra_env)
         env.update(keys)
         env.update({"PARLEY_NATS_URL": nats.url, "PARLEY_REDIS_URL": redis.url,
@@ -223,13 +240,20 @@ class DevStack:
 
         rooms_env = dict(base, PARLEY_TRUSTED_PROXIES=json.dumps(self._trusted_proxies()))
         rooms_env.pop("PARLEY_SIGNALING_URL", None)  # the gateway's /ws
+        if self.external_turn:  # rooms hands it out; the built-in relay stays out
+            rooms_env["PARLEY_TURN_SERVERS"] = json.dumps([self.external_turn])
+            rooms_env["PARLEY_TURN_SERVER_SECRETS"] = json.dumps([self.external_turn_secret])
         if _has("services.signaling.app") and self.signaling_replicas > 0:
             sig_env = dict(base, PARLEY_TRUSTED_PROXIES=",".join(self._trusted_proxies()))
             routes["/ws"] = [
                 f"{INTERNAL}:{service(f'signaling-{i + 1}', ['signaling'], sig_env, '/readyz')}"
                 for i in range(self.signaling_replicas)]
-        if self.relay and _has("services.relay.cli"):
-            children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"]))
+        if self.relay and not self.external_turn and _has("services.relay.cli"):
+            count = max(1, self.relays)
+            for i in range(count):
+                name = "relay" if count == 1 else f"relay-{i + 1}"
+                children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"],
+                                                  name=name, index=i))
         if _has("services.sfu.cli"):
             children += [self._sfu_child(py, base, i + 1)
                          for i in range(min(self.sfus, MAX_DEV_SFUS))]
@@ -265,8 +289,9 @@ class DevStack:
             raise DevStackError(f"PARLEY_TRUSTED_PROXIES: not a JSON list: {exc}") from exc
         return [*TRUSTED_LOOPBACK, *(str(c).strip() for c in extra if str(c).strip())]
 
-    def _relay_child(self, py: list[str], base: dict[str, str], secret: str) -> Child:
-        """The relay: listens on the public host; relayed sockets on loopback.
+    def _relay_child(self, py: list[str], base: dict[str, str], secret: str, *,
+                     name: str = "relay", index: int = 0) -> Child:
+        """A relay: listens on the public host; relayed sockets on loopback.
 
         Every peer of a room uses the same relay, so media only flows between this relay's
         own allocations and relayed addresses need not be reachable from outside: only the
@@ -276,18 +301,24 @@ class DevStack:
         listen_host = self.relay_host or self.host
         if listen_host == "localhost":
             listen_host = INTERNAL
-        udp = self.relay_port or port_outside(INTERNAL, *RELAY_PORTS)
-        self._relay_ports = f"UDP and TCP {udp}"
+        # several relays with fixed ports (serve): the next ones on the following ports
+        udp = self.relay_port + index if self.relay_port else port_outside(INTERNAL,
+                                                                             *RELAY_PORTS)
+        ports = f"UDP and TCP {udp}"
         http = free_port(INTERNAL)
         listeners = [udp]
         argv = [*py, "relay", "--listen", f"{_bracket(listen_host)}:{udp}",
                 "--relay-ip", INTERNAL, "--workers", "1",  # NATS URL: env, never argv
-                "--http-host", INTERNAL, "--http-port", str(http)]
+                "--http-host", INTERNAL, "--http-port", str(http),
+                "--heartbeat-interval", str(DEV_RELAY_HEARTBEAT)]
         if self.relay_public_host:
             argv += ["--public-host", self.relay_public_host]
+        info: dict[str, object] = {"turn_port": udp}
         if self.tls:
-            tls_port = self.relay_tls_port or port_outside(INTERNAL, *RELAY_PORTS, udp_too=False)
-            self._relay_ports += f", TLS {tls_port}"
+            tls_port = (self.relay_tls_port + index if self.relay_tls_port
+                        else port_outside(INTERNAL, *RELAY_PORTS, udp_too=False))
+            ports += f", TLS {tls_port}"
+            info["tls_port"] = tls_port
             listeners.append(tls_port)
             argv += ["--tls-listen", f"{_bracket(listen_host)}:{tls_port}",
                      "--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
@@ -299,7 +330,10 @@ class DevStack:
                 net = ipaddress.ip_network(sfu_host)
                 argv += ["--allow-peer", str(net)]
         env = dict(base, PARLEY_RELAY_SECRET=secret)
-        return Child("relay", argv, env, f"http://{INTERNAL}:{http}/readyz")
+        if base.get("PARLEY_OTEL_EXPORTER"):  # the relay's settings have their own prefix
+            env.setdefault("PARLEY_RELAY_OTEL_EXPORTER", base["PARLEY_OTEL_EXPORTER"])
+        self._relay_ports.append(ports if name == "relay" else f"{name} {ports}")
+        return Child(name, argv, env, f"http://{INTERNAL}:{http}/readyz", info=info)
 
     def _listen_host(self) -> str:
         host = self.relay_host or self.host
@@ -350,9 +384,9 @@ class DevStack:
         if not self._stop:
             raise DevStackError(f"{child.name} was not ready within {READY_TIMEOUT:.0f}s")
 
-    def _wait_relay_registered(self, *, field: str = "relays", what: str = "relay") -> None:
-        """Wait until rooms has heard the relay's heartbeat, so the first join gets TURN
-        (or, with `field="sfus"`, an SFU's, so a room can switch to it)."""
+    def _wait_relay_registered(self) -> None:
+        """Wait until rooms has heard every relay's heartbeat, so the first join gets TURN."""
+        count = sum(1 for c in self.children if _is_relay(c.name))
         rooms = next(c for c in self.children if c.name == "rooms")
         url = rooms.ready_url or ""
         deadline = time.monotonic() + READY_TIMEOUT
@@ -361,12 +395,28 @@ class DevStack:
                 contextlib.suppress(Exception),
                 urllib.request.urlopen(url, timeout=1) as r,
             ):
-                if json.load(r).get(field, 0) > 0:
+                if json.load(r).get("relays", 0) >= count:
                     return
             time.sleep(0.1)
         if not self._stop:
-            raise DevStackError(f"rooms heard no {what} heartbeat within "
+            raise DevStackError(f"rooms heard fewer than {count} relay heartbeats within "
                                 f"{READY_TIMEOUT:.0f}s (is NATS reachable from the relay?)")
+
+    def _wait_sfus_registered(self) -> None:
+        """Wait until rooms has heard an SFU's heartbeat, so a room can switch to it."""
+        rooms = next(c for c in self.children if c.name == "rooms")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not self._stop:
+            with (
+                contextlib.suppress(Exception),
+                urllib.request.urlopen(rooms.ready_url or "", timeout=1) as r,
+            ):
+                if json.load(r).get("sfus", 0) > 0:
+                    return
+            time.sleep(0.1)
+        if not self._stop:
+            raise DevStackError(f"rooms heard no SFU heartbeat within {READY_TIMEOUT:.0f}s "
+                                "(is NATS reachable from the SFU?)")
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = True
@@ -409,6 +459,7 @@ class DevStack:
                 or state.read(state.keys_file).get("PARLEY_METRICS_API_KEYS"))
             keys = state.keys({**os.environ, **self.extra_env})
             run_dir = _fresh_run_dir(state.path / RUNS_DIR)
+            self._run_dir = run_dir
         except (StateDirError, OSError) as exc:
             raise DevStackError(f"state dir: {exc}") from exc
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -419,8 +470,9 @@ class DevStack:
             try:
                 # a NATS and a Redis user per service (docs/least-privilege.md)
                 servers = start_dev(store_dir=state.path / "nats" if self.keep_jetstream
-                                    else None, workdir=run_dir)
+                                    else None, workdir=run_dir, relays=self.relays)
                 nats, redis = servers.nats, servers.redis
+                self._servers = {"nats": nats, "redis": redis}
             except InfraError as exc:
                 raise DevStackError(str(exc)) from exc
             self.children = self.plan(nats, redis, keys)
@@ -428,12 +480,13 @@ class DevStack:
                 child.env = dev_child_env(servers, child.name, child.env)
             for child in self.children:
                 child.start()
+            self._record_children()
             for child in self.children:
                 self._wait_ready(child)
-            if any(c.name == "relay" for c in self.children):
+            if any(_is_relay(c.name) for c in self.children):
                 self._wait_relay_registered()
             if any(c.name.startswith("sfu-") for c in self.children):
-                self._wait_relay_registered(field="sfus", what="SFU")
+                self._wait_sfus_registered()
             if not self._stop:
                 # the admin commands (parley logpurge ...) act as logpurge
                 state.write_run({"PARLEY_NATS_URL": servers.nats_url("logpurge"),
@@ -468,6 +521,8 @@ class DevStack:
                     self._say(restart_line(self.name, w.name, rc, delay, w.policy.restarts))
                     w.due = now + delay
                 elif now >= w.due and not self._stop:
+                    if self._held(w.name):
+                        continue  # kept down on purpose: try again once the file is gone
                     try:
                         w.start()
                     except (InfraError, OSError) as exc:
@@ -479,6 +534,7 @@ class DevStack:
                         continue
                     w.policy.started(time.monotonic())
                     w.due = None
+                    self._record_children()
             time.sleep(0.2)
         return 0
 
@@ -495,14 +551,39 @@ class DevStack:
         if self.metrics_key:
             made = "made for this run" if self._made_metrics_key else f"from {state.keys_file}"
             print(f"  metrics API key ({made}): {self.metrics_key}", flush=True)
-        if self._relay_ports and any(c.name == "relay" for c in self.children):
+        if self._relay_ports and any(_is_relay(c.name) for c in self.children):
             where = self.relay_public_host or "the address each browser used"
-            print(f"  relay (TURN) on {self.relay_host or self.host}: {self._relay_ports}; "
-                  f"handed out at {where}", flush=True)
+            print(f"  relay (TURN) on {self.relay_host or self.host}: "
+                  f"{'; '.join(self._relay_ports)}; handed out at {where}", flush=True)
+        if self.external_turn:
+            print("  relay (TURN): the external server given with --external-turn "
+                  "(built-in relay not started)", flush=True)
         urls = self.public_urls()
         for extra in urls[1:]:
             print(f"  from other machines: {extra}", flush=True)
         print(f"Parley is running at {urls[0]}  ({names}; Ctrl-C stops)", flush=True)
+
+    def _held(self, name: str) -> bool:
+        """Whether `run/<pid>/hold/<name>` asks to keep this child down."""
+        return self._run_dir is not None and (self._run_dir / HOLD_DIR / name).exists()
+
+    def _record_children(self) -> None:
+        """Write `run/<pid>/children.json`: every child's pid by name (and relay ports)."""
+        if self._run_dir is None:
+            return
+        doc: dict[str, dict[str, object]] = {}
+        for name, server in self._servers.items():
+            if server.proc is not None:
+                doc[name] = {"pid": server.proc.pid}
+        for c in self.children:
+            if c.proc is not None:
+                doc[c.name] = {"pid": c.proc.pid, **c.info}
+        tmp = self._run_dir / f".{CHILDREN_FILE}.tmp"
+        try:
+            tmp.write_text(json.dumps({"stack_pid": os.getpid(), "children": doc}, indent=1))
+            os.replace(tmp, self._run_dir / CHILDREN_FILE)
+        except OSError as exc:
+            self._say(f"{self.name}: cannot write {CHILDREN_FILE}: {exc.strerror}")
 
     def _port_free(self) -> bool:
         import socket
@@ -526,6 +607,38 @@ class DevStack:
         for srv in (redis, nats):
             if srv is not None:
                 srv.stop()
+
+
+def _is_relay(name: str) -> bool:
+    return name == "relay" or name.startswith("relay-")
+
+
+def running_children(data_dir: Path | None = None) -> dict[str, dict[str, object]]:
+    """The running stack's children by name (`{"relay-1": {"pid": 123, "turn_port": 3478}}`,
+    NATS and Redis included), from its state dir; {} when no stack runs from it.
+
+    For fault injection (`make chaos`, the e2e tests): kill one by pid; touch
+    `hold_file(data_dir, name)` first to keep it down until the file is removed.
+    """
+    state = StateDir(data_dir)
+    pid = state.read(state.run_file).get("PARLEY_STACK_PID", "")
+    if not pid.isdigit() or not _pid_alive(int(pid)):
+        return {}
+    try:
+        doc = json.loads((state.path / RUNS_DIR / pid / CHILDREN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    children: dict[str, dict[str, object]] = doc.get("children", {})
+    return children
+
+
+def hold_file(data_dir: Path | None, name: str) -> Path:
+    """The file that keeps child `name` of the running stack down while it exists."""
+    state = StateDir(data_dir)
+    pid = state.read(state.run_file).get("PARLEY_STACK_PID", "")
+    if not pid.isdigit():
+        raise DevStackError(f"no running Parley stack found in {state.path}")
+    return state.path / RUNS_DIR / pid / HOLD_DIR / name
 
 
 def _fresh_run_dir(runs: Path) -> Path:

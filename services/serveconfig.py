@@ -16,6 +16,7 @@ relay_public_host = "203.0.113.7"      # else: the address each request came in 
 relay_host = "0.0.0.0"                 # where the relay listens (default: host)
 relay_port = 3478                      # TURN/STUN, UDP and TCP
 relay_tls_port = 5349                  # TURN over TLS (with tls_cert)
+relays = 1                             # relay processes; more use the next ports (3479, …)
 
 [env]                                  # any other PARLEY_* setting of the services
 PARLEY_ROOM_CAPACITY = "6"
@@ -56,6 +57,7 @@ class ServeConfig(BaseModel):
     relay_host: str | None = None
     relay_port: int = Field(default=3478, ge=1, le=65535)
     relay_tls_port: int = Field(default=5349, ge=1, le=65535)
+    relays: int = Field(default=1, ge=1, le=8)
     signaling_replicas: int = Field(default=1, ge=1, le=8)
     force_relay: bool = False
     env: dict[str, str] = Field(default_factory=dict)

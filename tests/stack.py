@@ -39,6 +39,32 @@ class Stack:
         """A service's own loopback URL (from the state dir's run.env), e.g. "metrics"."""
         return self.run_env()[f"PARLEY_{service.upper().replace('-', '_')}_INTERNAL_URL"]
 
+    def children(self) -> dict[str, dict[str, object]]:
+        """The stack's children by name (`signaling-1`, `relay-2`, `nats` …): pid and, for a
+        relay, its TURN port (`services.devstack.running_children`)."""
+        from services.devstack import running_children
+
+        return running_children(self.data_dir)
+
+    def kill(self, child: str, *, hold: bool = False) -> int:
+        """SIGKILL one child by name; `hold`: the stack does not restart it until
+        `release(child)`. Returns the pid killed."""
+        from services.devstack import hold_file
+
+        if hold:
+            path = hold_file(self.data_dir, child)
+            path.parent.mkdir(exist_ok=True)
+            path.touch()
+        pid = int(str(self.children()[child]["pid"]))
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def release(self, child: str) -> None:
+        """Let the stack restart a child kept down by `kill(child, hold=True)`."""
+        from services.devstack import hold_file
+
+        hold_file(self.data_dir, child).unlink(missing_ok=True)
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -50,7 +76,8 @@ class Stack:
         return int(self.proc.returncode)
 
 
-def start_stack(*, signaling_replicas: int = 1, relay: bool = True, force_relay: bool = False,
+def start_stack(*, signaling_replicas: int = 1, relay: bool = True, relays: int = 1,
+                force_relay: bool = False,
                 env: dict[str, str] | None = None, extra: list[str] | None = None,
                 command: str = "dev", url: str | None = None,
                 data_dir: Path | None = None, sfus: int = 0) -> Stack:
@@ -67,6 +94,8 @@ def start_stack(*, signaling_replicas: int = 1, relay: bool = True, force_relay:
     if command == "dev":
         argv += ["--signaling-replicas", str(signaling_replicas),
                  "--relay" if relay else "--no-relay", "--sfus", str(sfus)]
+        if relays != 1:
+            argv += ["--relays", str(relays)]
     if force_relay:
         argv.append("--force-relay")
     argv += extra or []

@@ -1,4 +1,5 @@
-// Rooms API: the few same-origin HTTP calls the client makes (config, create, join, lock, leave).
+// Rooms API: the few same-origin HTTP calls the client makes (config, create, join, lock,
+// leave, fresh ICE servers).
 
 /** An HTTP answer other than success, with the status and the server's `detail`. */
 export class ApiError extends Error {
@@ -10,13 +11,33 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body, { keepalive = false } = {}) {
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+const randomHex = (n) => hex(crypto.getRandomValues(new Uint8Array(n)));
+
+/** A fresh random W3C trace id (32 hex digits): one per join, so that the join request,
+ * the signalling join and what they cause server-side form one trace (docs/operations.md). */
+export function newTraceId() {
+  let id = randomHex(16);
+  while (/^0+$/.test(id)) id = randomHex(16);
+  return id;
+}
+
+/** A W3C `traceparent` (version 00, sampled) in trace `traceId`, with a fresh parent id. */
+export function traceparent(traceId) {
+  let span = randomHex(8);
+  while (/^0+$/.test(span)) span = randomHex(8);
+  return `00-${traceId}-${span}-01`;
+}
+
+async function request(method, path, body, { keepalive = false, traceId = null } = {}) {
   let response;
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (traceId) headers.traceparent = traceparent(traceId);
   try {
     response = await fetch(path, {
       method,
       keepalive,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
@@ -51,10 +72,11 @@ export const createRoom = () => request("POST", "/api/rooms", {});
 /**
  * POST /api/rooms/{name}/join: peer id, join token, ICE servers, room info, owner key.
  * `ownerKey`: the room's owner key this tab was given, so that its owner stays the owner.
+ * `traceId`: the join's trace (newTraceId()), sent as a W3C `traceparent` header.
  */
-export const joinRoom = (name, password = null, ownerKey = null) =>
+export const joinRoom = (name, password = null, ownerKey = null, traceId = null) =>
   request("POST", `${roomPath(name)}/join`,
-    ownerKey ? { password, owner_key: ownerKey } : { password });
+    ownerKey ? { password, owner_key: ownerKey } : { password }, { traceId });
 
 /** POST /api/rooms/{name}/lock (owner only). */
 export const lockRoom = (name, ownerKey, password) =>
@@ -70,3 +92,10 @@ export const roomMedia = (name, token) => request("POST", `${roomPath(name)}/med
 /** POST /api/rooms/{name}/leave; `keepalive` so it still goes out while the page unloads. */
 export const leaveRoom = (name, token) =>
   request("POST", `${roomPath(name)}/leave`, { token }, { keepalive: true });
+
+/**
+ * POST /api/rooms/{name}/ice: fresh ICE servers (the room's relay, moved off a relay that
+ * stopped answering, with new TURN credentials) for a member whose ICE failed.
+ */
+export const freshIceServers = (name, token) =>
+  request("POST", `${roomPath(name)}/ice`, { token });

@@ -25,6 +25,12 @@ window.parley = Object.freeze({
     iceTransportPolicy: currentCall.rtcConfig.iceTransportPolicy,
     owner: currentCall.isOwner,
   },
+  /** Each connection's ICE states with their times ([Date.now(), state]), by peer id. */
+  iceLog: () => {
+    const out = {};
+    if (currentCall) for (const [id, { link }] of currentCall.peers) out[id] = [...link.iceLog];
+    return out;
+  },
 });
 
 function roomFromPath() {

@@ -20,6 +20,17 @@ export const GIVE_UP_MS = 3 * 60 * 1000;
 // Between tries to reach the room's SFU (a new ticket from rooms each time): after a lost
 // SFU, rooms moves the room once the SFU's heartbeat is missed (docs/sfu.md, "Failover").
 const SFU_RETRY_MS = [500, 1000, 1000, 2000, 2000, 3000];
+// Fresh ICE servers fetched within this long serve every connection that asks again.
+const ICE_REFRESH_REUSE_MS = 900;
+const MAX_SEEN_CHAT = 1000; // chat line ids remembered to show each line once
+
+/** A chat line id unique to this page: random, then a counter. */
+function chatIdMaker() {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  const prefix = Array.from(bytes, (b) => b.toString(36).padStart(2, "0")).join("");
+  let n = 0;
+  return () => `${prefix}-${(n += 1)}`;
+}
 
 /**
  * The owner key of `room` for this tab: rooms gives it only to the first peer, so keep it
@@ -48,8 +59,15 @@ function rememberOwnerKey(room, ownerKey) {
  * Events for the UI:
  *  "joined" ({peerId, room, owner}), "peer-added" ({id}), "peer-removed" ({id, reason}),
  *  "peer-media" ({id, media}), "peer-stream" ({id, stream}), "peer-state" ({id, state}),
- *  "peer-name" ({id, name}), "chat" ({from, text, at, mine, queued}), "signaling" (state),
- *  "chat-sent" ({at}), "ended" ({reason, message}), "notice" (text), "lock" (locked).
+ *  "peer-name" ({id, name}), "chat" ({from, text, at, mine, queued, id}), "signaling" (state),
+ *  "chat-acked" ({id}): my line reached the server; "chat-failed" ({id}): my line could not
+ *  be sent (shown as "not sent", with Retry); "ended" ({reason, message}), "notice" (text),
+ *  "lock" (locked), "ice-servers" (iceServers): fresh ones from rooms.
+ *
+ * Chat is delivered exactly once or marked not sent: every line has an id; the server
+ * acknowledges it once published (`chat-ack`); a line not acknowledged is sent again after
+ * the socket resumes (receivers show an id once); if the socket comes back as a new
+ * participant (or never), the line is marked "not sent".
  */
 export class Call extends Emitter {
   /**
@@ -77,6 +95,10 @@ export class Call extends Emitter {
     this._sfuTries = 0;
     this._unsubscribe = [];
     this._offMedia = media.on("change", (tracks) => this._onLocalChange(tracks));
+    this._iceRefresh = null; // {at, promise}: the last fetch of fresh ICE servers
+    this._nextChatId = chatIdMaker();
+    this._unacked = new Map(); // my chat line id -> {text, sent}, until the server acks it
+    this._seenChat = new Set(); // `${from} ${id}` of lines shown, oldest first
   }
 
   get isOwner() {
@@ -99,7 +121,8 @@ export class Call extends Emitter {
    * locked, 409 full, 422 bad name, 429) or SignalingError.
    */
   async join(password = null) {
-    const info = await api.joinRoom(this.room, password, storedOwnerKey(this.room));
+    this.traceId = api.newTraceId(); // this join's trace: rooms, signalling, the relay
+    const info = await api.joinRoom(this.room, password, storedOwnerKey(this.room), this.traceId);
     this.password = password;
     this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
     this.locked = Boolean(info.room && info.room.locked);
@@ -138,12 +161,41 @@ export class Call extends Emitter {
   /** Send a chat message to everyone in the room (never stored by the server). */
   sendChat(text) {
     const clean = String(text).trim().slice(0, CHAT_MAX);
-    if (!clean || !this.signaling) return false;
-    // While the socket is away the line waits in the queue: shown as "not sent" until then.
+    if (!clean || !this.signaling || this.ended) return false;
+    const id = this._nextChatId();
+    // While the socket is away the line waits (sent after the resume): shown as "not sent".
     const queued = this.signaling.state !== "open";
-    this.signaling.send({ type: "chat", text: clean });
-    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true, queued });
+    this._unacked.set(id, { text: clean, sent: !queued });
+    this.emit("chat", { from: this.peerId, text: clean, at: Date.now() / 1000, mine: true, queued, id });
+    if (!queued) this.signaling.send({ type: "chat", text: clean, id });
     return true;
+  }
+
+  /** Send a line that was marked "not sent" again, as a new line; false if it is unknown. */
+  retryChat(text) {
+    return this.sendChat(text);
+  }
+
+  /**
+   * Fresh ICE servers from rooms for every connection (a relay may have died: rooms then
+   * names another one), applied with setConfiguration; used from the next ICE restart.
+   * Calls within ICE_REFRESH_REUSE_MS share one request.
+   */
+  refreshIce() {
+    const last = this._iceRefresh;
+    if (last && Date.now() - last.at < ICE_REFRESH_REUSE_MS) return last.promise;
+    const promise = (async () => {
+      if (!this.info || this.ended) throw new Error("not in a call");
+      const fresh = await api.freshIceServers(this.room, this.info.token);
+      if (this.ended) return fresh;
+      this.info = { ...this.info, ice_servers: fresh.ice_servers };
+      for (const { link } of this.peers.values()) link.setIceServers(fresh.ice_servers);
+      this.emit("ice-servers", fresh.ice_servers);
+      return fresh;
+    })();
+    this._iceRefresh = { at: Date.now(), promise };
+    promise.catch((err) => console.warn("parley: fresh ICE servers", err));
+    return promise;
   }
 
   /** Lock the room with `password` (owner only). */
@@ -189,6 +241,7 @@ export class Call extends Emitter {
       room: this.room,
       token: info.token,
       media: () => this.media.state,
+      traceparent: () => (this.traceId ? api.traceparent(this.traceId) : null),
     });
     this.signaling = sig;
     const on = (type, fn) => this._unsubscribe.push(sig.on(type, fn));
@@ -204,9 +257,17 @@ export class Call extends Emitter {
     on("media-path", ({ path }) => { if (path === "sfu") this._askForSfu(); });
     on("sfu", (msg) => this.sfu && this.sfu.onReply(msg));
     on("error", (e) => { if (e && e.ref === "sfu" && this.sfu) this.sfu.onReply(e); });
-    on("state", (state) => { if (state === "open") this.emit("chat-sent", {}); });
-    on("chat", ({ from, text, at }) => {
+    on("chat-ack", ({ id }) => {
+      if (this._unacked.delete(id)) this.emit("chat-acked", { id });
+    });
+    on("chat", ({ from, text, at, id }) => {
       if (from === this.peerId) return; // our own echo, already shown
+      if (id) {
+        const key = `${from} ${id}`;
+        if (this._seenChat.has(key)) return; // sent again after a resume: shown already
+        this._seenChat.add(key);
+        if (this._seenChat.size > MAX_SEEN_CHAT) this._seenChat.delete(this._seenChat.values().next().value);
+      }
       this.emit("chat", { from, text, at, mine: false });
     });
     on("error", (e) => console.warn("parley: signalling error", e));
@@ -248,7 +309,10 @@ export class Call extends Emitter {
         if (link.state !== "connected") link.restartIce();
       }
     }
+    // A lock or unlock while we were away came as a room-state we did not get.
+    if (typeof welcome.locked === "boolean") this._setLocked(welcome.locked);
     this._sendMediaState();
+    this._resendChat();
     this.emit("joined", { peerId: this.peerId, room: this.room, owner: this.isOwner });
     if (toSfu) this._useSfu(media);
     else if (this.mode === "sfu" && this.sfu) this._sfuSubscribe();
@@ -376,7 +440,9 @@ export class Call extends Emitter {
       this.emit("signaling", "reconnecting");
       try {
         for (const off of this._unsubscribe.splice(0)) off();
-        const info = await api.joinRoom(this.room, this.password, this.info.owner_key);
+        this.traceId = api.newTraceId();
+        const info = await api.joinRoom(this.room, this.password, this.info.owner_key,
+          this.traceId);
         this.info = { ...info, owner_key: rememberOwnerKey(this.room, info.owner_key) };
         await this._connect(this.info);
         return;
@@ -407,6 +473,25 @@ export class Call extends Emitter {
     }
   }
 
+  /**
+   * After a welcome: my lines the server did not acknowledge go again (same ids: a line
+   * that did reach the room before the socket dropped is shown once). As a new participant,
+   * a line already written to a socket cannot (it may have reached the room under my old
+   * id): "not sent", with Retry; one that never left the page goes now.
+   */
+  _resendChat() {
+    const newcomer = this._sentAs !== undefined && this._sentAs !== this.peerId;
+    for (const [id, line] of [...this._unacked]) {
+      if ((newcomer && line.sent) || !this.signaling.send({ type: "chat", text: line.text, id })) {
+        this._unacked.delete(id);
+        this.emit("chat-failed", { id, text: line.text });
+      } else {
+        line.sent = true;
+      }
+    }
+    this._sentAs = this.peerId;
+  }
+
   /** My media state and name to the room (docs/signaling.md, "Display names"). */
   _sendMediaState() {
     if (!this.signaling || !this.peerId) return;
@@ -432,6 +517,7 @@ export class Call extends Emitter {
       sendSignal: (data) => this.signaling && this.signaling.send({ type: "signal", to: id, data }),
       tracks: { audio: this.media.audioTrack, video: this.media.videoTrack },
       initiator,
+      refreshIce: () => this.refreshIce(),
     });
     const peer = { link, media: { ...media }, name: "" }; // the link is there for "peer-added"
     this.peers.set(id, peer);
@@ -499,6 +585,8 @@ export class Call extends Emitter {
     // "ended": the call is over for me; the others did not leave (no "X left." for them).
     for (const id of [...this.peers.keys()]) this._removePeer(id, "ended");
     this.media.stop();
+    for (const [id, { text }] of this._unacked) this.emit("chat-failed", { id, text });
+    this._unacked.clear();
     this.emit("ended", { reason, message });
   }
 }

@@ -1,6 +1,8 @@
 // One RTCPeerConnection to one remote participant, negotiated with the "perfect
 // negotiation" pattern (W3C WebRTC 1.0 §10.7): either side may renegotiate at any time,
-// collisions are resolved by the polite side rolling back. Restarts ICE when it fails.
+// collisions are resolved by the polite side rolling back. Restarts ICE when it fails; a
+// connection through a relay first asks rooms for fresh ICE servers (the relay may be dead:
+// rooms then hands out another one) and restarts at once when they changed.
 
 import { Emitter } from "./events.js";
 
@@ -9,6 +11,26 @@ const RESTART_BACKOFF_MS = 3000; // the polite side's extra wait before it resta
 const OFFER_WAIT_MS = 3000; // how long the non-initiator waits for the first offer
 const WATCHDOG_MS = 12_000; // restart ICE if still not connected this long after a start
 const MAX_PENDING_CANDIDATES = 200;
+const REFRESH_POLL_MS = 1000; // while disconnected via a relay: ask rooms again this often
+const POLITE_MOVE_WAIT_MS = 1500; // the polite side's wait for the other's restart offer
+const MAX_ICE_LOG = 50;
+
+/** The TURN URLs of an RTCConfiguration's iceServers, as one comparable string. */
+export function turnUrls(iceServers) {
+  const urls = [];
+  for (const server of iceServers || []) {
+    for (const url of [].concat(server.urls || [])) {
+      if (/^turns?:/.test(url)) urls.push(url);
+    }
+  }
+  return urls.sort().join(" ");
+}
+
+/** The `a=ice-ufrag` of a session description (the first one), or null. */
+export function iceUfrag(sdp) {
+  const found = /^a=ice-ufrag:(\S+)/m.exec(sdp || "");
+  return found ? found[1] : null;
+}
 
 /**
  * A negotiated connection to `remoteId`.
@@ -25,8 +47,11 @@ export class PeerLink extends Emitter {
    * @param {(data: object) => void} o.sendSignal  sends `data` to the remote peer
    * @param {{audio: MediaStreamTrack|null, video: MediaStreamTrack|null}} o.tracks
    * @param {boolean} o.initiator  true on the newcomer's side: it sends the first offer
+   * @param {() => Promise<unknown>} [o.refreshIce]  asks rooms for fresh ICE servers and
+   *   applies them to this connection (`setIceServers`); rejects when rooms cannot answer
    */
-  constructor({ localId, remoteId, config, sendSignal, tracks, initiator = false }) {
+  constructor({ localId, remoteId, config, sendSignal, tracks, initiator = false,
+    refreshIce = null }) {
     super();
     this.remoteId = remoteId;
     this.polite = localId < remoteId; // docs/signaling.md "Roles"
@@ -47,6 +72,11 @@ export class PeerLink extends Emitter {
     this._watchdog = null;
     this._tracksAttached = false;
     this._closed = false;
+    this._refreshIce = refreshIce;
+    this._recovering = false;
+    this._relayed = false; // the selected candidate pair went through a relay
+    this._gatheredWith = turnUrls(config.iceServers); // the relays of the last gathering
+    this.iceLog = []; // [Date.now(), iceConnectionState], for the test hooks
 
     const pc = this.pc;
     pc.onnegotiationneeded = () => this._negotiate();
@@ -105,8 +135,27 @@ export class PeerLink extends Emitter {
     if (this._closed) return;
     if (!this._tracksAttached) this._attachTracks({ recvonlyIfNone: true });
     this.iceRestarts += 1;
+    this._gatheredWith = turnUrls(this.pc.getConfiguration().iceServers);
     this.pc.restartIce();
     this._armWatchdog();
+  }
+
+  /**
+   * Use `iceServers` from the next gathering on (an ICE restart); the candidates in use
+   * stay until then (W3C WebRTC 1.0 §4.4.1.6, setConfiguration).
+   */
+  setIceServers(iceServers) {
+    if (this._closed) return;
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch (err) {
+      console.warn(`parley: new ICE servers for ${this.remoteId} refused`, err);
+    }
+  }
+
+  /** Whether this connection goes (or must go) through a relay. */
+  get viaRelay() {
+    return this.pc.getConfiguration().iceTransportPolicy === "relay" || this._relayed;
   }
 
   /** Close the connection and stop everything it received. */
@@ -154,6 +203,13 @@ export class PeerLink extends Emitter {
       const collision = description.type === "offer" && !readyForOffer;
       this._ignoreOffer = !this.polite && collision;
       if (this._ignoreOffer) return;
+      if (description.type === "offer" && this.viaRelay && this._refreshIce &&
+          pc.remoteDescription && iceUfrag(description.sdp) !== iceUfrag(pc.remoteDescription.sdp)) {
+        // The other side restarts ICE: its relay may be gone, and then ours too. Gather
+        // with the room's current relay, not the one this connection began with.
+        await this._refreshIce().catch(() => {});
+        this._gatheredWith = turnUrls(pc.getConfiguration().iceServers);
+      }
       this._settingRemoteAnswer = description.type === "answer";
       try {
         await pc.setRemoteDescription(description); // rolls back our offer if polite
@@ -221,9 +277,10 @@ export class PeerLink extends Emitter {
   _armWatchdog() {
     clearTimeout(this._watchdog);
     const wait = this.polite ? WATCHDOG_MS * 1.6 : WATCHDOG_MS;
-    this._watchdog = setTimeout(() => {
+    this._watchdog = setTimeout(async () => {
       if (this._closed || this.pc.connectionState === "connected") return;
       console.info(`parley: connection to ${this.remoteId} is slow to come up; restarting ICE`);
+      if (this.viaRelay && this._refreshIce) await this._refreshIce().catch(() => {});
       this.restartIce();
     }, wait);
   }
@@ -239,8 +296,12 @@ export class PeerLink extends Emitter {
 
   _onIceState() {
     const ice = this.pc.iceConnectionState;
+    this.iceLog.push([Date.now(), ice]);
+    if (this.iceLog.length > MAX_ICE_LOG) this.iceLog.shift();
     clearTimeout(this._disconnectTimer);
-    if (ice === "failed" || ice === "disconnected") {
+    if ((ice === "failed" || ice === "disconnected") && this.viaRelay && this._refreshIce) {
+      this._recover();
+    } else if (ice === "failed" || ice === "disconnected") {
       // "disconnected" often recovers by itself (a burst of lost packets). Only one side
       // restarts at first (the impolite one), the other later if still needed: two restarts
       // at once collide (see the constructor).
@@ -251,8 +312,62 @@ export class PeerLink extends Emitter {
       }, wait);
     } else if (ice === "connected" || ice === "completed") {
       clearTimeout(this._watchdog);
+      this._noteRelay();
     }
     this._updateState();
+  }
+
+  /**
+   * ICE failed or is disconnected on a relayed connection: ask rooms for fresh ICE servers
+   * (again every second while it lasts). When they name another relay (rooms saw ours stop
+   * answering), restart at once: the impolite side does; the polite one gives the other's
+   * restart offer (which it answers on the new relay too) 1.5 s to come, since the other
+   * side may not have noticed yet. Otherwise restart after the usual grace, with fresh
+   * credentials.
+   */
+  async _recover() {
+    if (this._recovering) return;
+    this._recovering = true;
+    const began = Date.now();
+    let movedAt = null;
+    const troubled = () => ["failed", "disconnected"].includes(this.pc.iceConnectionState);
+    try {
+      while (!this._closed && troubled()) {
+        await this._refreshIce().catch(() => {}); // rooms unreachable: restart all the same
+        if (this._closed || !troubled()) return;
+        // (answering the other side's restart offer gathers on the new relay: not "moved")
+        const moved = turnUrls(this.pc.getConfiguration().iceServers) !== this._gatheredWith;
+        movedAt = moved ? movedAt ?? Date.now() : null;
+        const grace = (this.pc.iceConnectionState === "failed" ? 0 : DISCONNECTED_GRACE_MS) +
+          (this.polite ? RESTART_BACKOFF_MS : 0);
+        if ((moved && (!this.polite || Date.now() - movedAt >= POLITE_MOVE_WAIT_MS)) ||
+            Date.now() - began >= grace) {
+          console.info(`parley: ICE to ${this.remoteId} ${moved ? "moves to another relay" : "restarts"}`);
+          this.restartIce();
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, moved ? 250 : REFRESH_POLL_MS));
+      }
+    } finally {
+      this._recovering = false;
+    }
+  }
+
+  /** Remember whether the selected candidate pair is relayed (it decides the recovery). */
+  async _noteRelay() {
+    try {
+      const stats = await this.pc.getStats();
+      let pair = null;
+      stats.forEach((s) => {
+        if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      });
+      if (!pair) return;
+      const types = [stats.get(pair.localCandidateId), stats.get(pair.remoteCandidateId)]
+        .map((c) => c && c.candidateType);
+      this._relayed = types.includes("relay");
+    } catch {
+      /* closed meanwhile */
+    }
   }
 
   _updateState() {

@@ -59,9 +59,10 @@ export class SignalingError extends Error {
  * "error" (the server's error message), "closed" (SignalingError: gave up).
  */
 export class SignalingClient extends Emitter {
-  constructor({ url, room, token, media = null }) {
+  constructor({ url, room, token, media = null, traceparent = null }) {
     super();
     this.media = media; // () => {audio, video, screen}: sent with every join
+    this.traceparent = traceparent; // () => the join's W3C traceparent (or null): every join
     this.url = absoluteWebSocketUrl(url);
     this.room = room;
     this.token = token;
@@ -166,6 +167,8 @@ export class SignalingClient extends Emitter {
       const join = { type: "join", token: this.token, room: this.room };
       if (resume) join.resume = resume;
       if (this.media) join.media = this.media();
+      const tp = this.traceparent && this.traceparent();
+      if (tp) join.traceparent = tp;
       ws.send(JSON.stringify(join));
     });
     ws.addEventListener("message", (event) => {

@@ -6,8 +6,9 @@ relayed twice (client -> peer, peer -> client). Server CPU is utime+stime from
 /proc/<pid>/stat (all threads; for parley the supervisor plus its worker processes),
 sampled around the load. Loopback only. Not a test: run it by hand.
 
-    .venv/bin/python -m bench.relay.run               # one worker and all workers
-    .venv/bin/python -m bench.relay.run --rate 10000 --seconds 5
+    .venv/bin/python -m bench.relay.run               # standard: -y, one worker, 3 rounds
+    .venv/bin/python -m bench.relay.run --variants parley,parley-kernel,coturn
+    .venv/bin/python -m bench.relay.run --peer --workers 1,2  # through the echo peer
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret"
 TICKS = os.sysconf("SC_CLK_TCK")
 LOSS = re.compile(r"Total lost packets (\d+) \(([\d.]+)%\), total send dropped (\d+)")
+RECEIVED = re.compile(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", re.M)
 
 
 def free_port() -> int:
@@ -65,18 +68,27 @@ class Result:
         return self.cpu_s * 1e6 / max(self.relayed, 1)
 
 
-def start_parley(port: int, workers: int) -> subprocess.Popen[bytes]:
+PARLEY_VARIANTS: dict[str, dict[str, str]] = {
+    "parley": {},
+    "parley-kernel": {"PARLEY_RELAY_LOCAL_DELIVERY": "false"},
+    "parley-py": {"PARLEY_RELAY_FASTPATH": "off"},
+    "parley-py-kernel": {"PARLEY_RELAY_FASTPATH": "off", "PARLEY_RELAY_LOCAL_DELIVERY": "false"},
+}
+
+
+def start_parley(port: int, workers: int, variant: str = "parley") -> subprocess.Popen[bytes]:
+    env = {**os.environ, **PARLEY_VARIANTS[variant]}
     return subprocess.Popen(
         [sys.executable, "-m", "services.relay", "--listen", f"127.0.0.1:{port}",
          "--relay-ip", "127.0.0.1", "--ports", "30000-31999", "--secret", SECRET,
          "--workers", str(workers), "--allow-peer", "127.0.0.1/32", "--rfc5766-channels",
          "--bandwidth", "0", "--user-quota", "10000", "--request-rate", "0", "--http-port", "0",
          "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 
-def start_coturn(port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_coturn(port: int, workers: int, variant: str = "coturn") -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["turnserver", "-n", "--no-cli", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
          "--listening-port", str(port), "--min-port", "32000", "--max-port", "33999",
@@ -102,24 +114,31 @@ def wait_udp(port: int) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def load(name: str, proc: subprocess.Popen[bytes], port: int, peer: int, *, clients: int,
-         messages: int, interval_ms: int, size: int) -> Result:  # fmt: skip
+def load(name: str, proc: subprocess.Popen[bytes], port: int, peer: int | None, *,
+         clients: int, messages: int, interval_ms: int, size: int) -> Result:  # fmt: skip
+    """Run uclient against `proc`: client to client (-y) when `peer` is None, else to the
+    echo peer. Client to client relays each message once, through the echo peer twice."""
     wait_udp(port)
     time.sleep(0.5)
     before = cpu_seconds(proc.pid)
+    target = ["-y"] if peer is None else ["-e", "127.0.0.1", "-r", str(peer)]
     out = subprocess.run(
-        ["turnutils_uclient", "-c", "-W", SECRET, "-u", "bench", "-p", str(port),
-         "-e", "127.0.0.1", "-r", str(peer), "-m", str(clients), "-n", str(messages),
-         "-l", str(size), "-z", str(interval_ms), "127.0.0.1"],
+        ["turnutils_uclient", "-c", "-W", SECRET, "-u", "bench", "-p", str(port), *target,
+         "-m", str(clients), "-n", str(messages), "-l", str(size), "-z", str(interval_ms),
+         "127.0.0.1"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     cpu = cpu_seconds(proc.pid) - before
-    match = LOSS.search(out.stdout + out.stderr)
+    text = out.stdout + out.stderr
+    match = LOSS.search(text)
     if not match:
-        raise RuntimeError(f"{name}: uclient said {(out.stdout + out.stderr)[-500:]}")
+        raise RuntimeError(f"{name}: uclient said {text[-500:]}")
     lost = int(match.group(1)) + int(match.group(3))
-    sent = clients * messages
-    return Result(name, 2 * (sent - lost), lost, cpu)
+    if peer is None:
+        counts = RECEIVED.findall(text)
+        relayed = int(counts[-1][1]) if counts else clients * messages - lost
+        return Result(name, relayed, lost, cpu)
+    return Result(name, 2 * (clients * messages - lost), lost, cpu)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -133,53 +152,150 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def webrtc(name: str, proc: subprocess.Popen[bytes], port: int, *, rate: int,
+           seconds: float) -> Result:  # fmt: skip
+    """The WebRTC-shaped load (bench/relay/webrtc_load.py): ~185 packets/s per client."""
+    from .webrtc_load import close, connect_pairs, run_load
+
+    wait_udp(port)
+    pairs = max(1, round(rate / (2 * 185)))
+    clients = connect_pairs(("127.0.0.1", port), SECRET, pairs)
+    try:
+        before = cpu_seconds(proc.pid)
+        result = run_load(clients, seconds)
+        cpu = cpu_seconds(proc.pid) - before
+    finally:
+        close(clients)
+    return Result(name, result.received, result.sent - result.received, cpu)
+
+
+def run_one(variant: str, workers: int, peer: int | None, *, shape: str = "uclient",
+            **load_args: int) -> Result:  # fmt: skip
+    """Start one server variant, load it, stop it."""
+    port = free_port()
+    starter = start_coturn if variant == "coturn" else start_parley
+    proc = starter(port, workers, variant)
+    try:
+        if shape == "webrtc":
+            return webrtc(variant, proc, port, rate=load_args["rate"],
+                          seconds=load_args["seconds"])  # fmt: skip
+        load_args = {k: v for k, v in load_args.items() if k not in ("rate", "seconds")}
+        return load(variant, proc, port, peer, **load_args)
+    finally:
+        stop(proc)
+
+
+def max_throughput(variants: list[str], workers: int, rates: list[int], seconds: float,
+                   size: int) -> None:  # fmt: skip
+    """Every worker: the highest client-to-client rate each server relays at < 0.1 % loss.
+
+    Interleaved: at each rate every server that has not failed yet runs once.
+    """
+    print(f"\nmax throughput, workers={workers} (coturn: as many relay threads), "
+          f"uclient -y, {size} B, {seconds:.0f} s per step")  # fmt: skip
+    best: dict[str, int] = dict.fromkeys(variants, 0)
+    failed: set[str] = set()
+    for rate in rates:
+        for v in variants:
+            if v in failed:
+                continue
+            clients = max(1, round(rate / 200))
+            r = run_one(v, workers, None, clients=clients, messages=int(seconds * 200),
+                        interval_ms=5, size=size, rate=rate, seconds=int(seconds))  # fmt: skip
+            sent = clients * int(seconds * 200)
+            loss = r.lost / max(sent, 1)
+            print(f"{v:16s} {rate:7d}/s  relayed {r.relayed:8d}  loss {100 * loss:6.3f} %  "
+                  f"{r.us_per_packet:6.2f} µs/pkt")  # fmt: skip
+            if loss < 0.001:
+                best[v] = rate
+            else:
+                failed.add(v)
+        if len(failed) == len(variants):
+            break
+    for v, rate in best.items():
+        print(f"{v}: {rate} packets/s at < 0.1 % loss")
+    if best.get("coturn"):
+        for v in variants:
+            if v != "coturn":
+                print(f"{v}/coturn packets/s: {best[v] / best['coturn']:.2f}x")
+
+
 def main() -> None:
-    """Run both servers with one worker, then with all workers; print the table."""
+    """Interleaved rounds of every variant per worker count; per-round and median ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=10000, help="relayed packets/s target")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the load")
     parser.add_argument("--size", type=int, default=160, help="payload bytes (audio-sized)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="'all workers'")
+    parser.add_argument("--workers", default="1", help="comma-separated worker counts")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--peer", action="store_true",
+                        help="through coturn's echo peer instead of client to client (-y)")
+    parser.add_argument("--shape", choices=["uclient", "webrtc"], default="uclient",
+                        help="uclient: fixed-size packets; webrtc: audio+video packet sizes")
+    parser.add_argument("--max", default="", metavar="RATES",
+                        help="max-throughput run instead: comma-separated packets/s steps")
+    parser.add_argument("--variants", default="parley,coturn",
+                        help=f"servers, of coturn,{','.join(PARLEY_VARIANTS)}")  # fmt: skip
     args = parser.parse_args()
     for tool in ("turnserver", "turnutils_uclient", "turnutils_peer"):
         if shutil.which(tool) is None:
             sys.exit(f"error: {tool} not found (apt install coturn)")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     interval_ms = 10
     per_client = 1000 / interval_ms
-    clients = max(1, round(args.rate / 2 / per_client))
+    hops = 2 if args.peer else 1
+    clients = max(1, round(args.rate / hops / per_client))
     messages = int(args.seconds * per_client)
-    peer_port = free_port()
-    peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    rate = 2 * clients * per_client
+    peer_port = None
+    peer = None
+    if args.peer:
+        peer_port = free_port()
+        peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    rate = hops * clients * per_client
+    load_args = {"clients": clients, "messages": messages, "interval_ms": interval_ms,
+                 "size": args.size, "rate": args.rate, "seconds": int(args.seconds)}  # fmt: skip
+    if args.max:  # client to client only
+        if peer is not None:
+            peer.terminate()
+        for workers in [int(w) for w in args.workers.split(",")]:
+            rates = [int(r) for r in args.max.split(",")]
+            max_throughput(variants, workers, rates, args.seconds, args.size)
+        return
+    if args.shape == "webrtc":
+        print(f"load: WebRTC-shaped (audio 20 ms + video bursts), ~{args.rate} relayed "
+              f"packets/s for {args.seconds:.0f} s, {args.rounds} rounds")  # fmt: skip
     print(
-        f"load: {clients} clients x {messages} msgs every {interval_ms} ms, {args.size} B "
-        f"-> {rate:.0f} relayed packets/s for {args.seconds:.0f} s"
+        f"load: {clients} clients x {messages} msgs every {interval_ms} ms, {args.size} B, "
+        f"{'via echo peer' if args.peer else 'client to client'} "
+        f"-> {rate:.0f} relayed packets/s for {args.seconds:.0f} s, {args.rounds} rounds"
     )
     try:
-        for workers in sorted({1, args.workers}):
-            results = []
-            for name, starter in (("parley", start_parley), ("coturn", start_coturn)):
-                port = free_port()
-                proc = starter(port, workers)
-                try:
-                    result = load(
-                        name, proc, port, peer_port, clients=clients, messages=messages,
-                        interval_ms=interval_ms, size=args.size,
-                    )  # fmt: skip
-                    results.append(result)
-                finally:
-                    stop(proc)
+        for workers in [int(w) for w in args.workers.split(",")]:
             print(f"\nworkers={workers}")
-            print(f"{'server':8s} {'relayed':>9s} {'lost':>6s} {'cpu s':>7s} {'µs/pkt':>8s}")
-            for r in results:
-                print(
-                    f"{r.name:8s} {r.relayed:9d} {r.lost:6d} {r.cpu_s:7.2f} {r.us_per_packet:8.2f}"
-                )
-            ratio = results[0].us_per_packet / max(results[1].us_per_packet, 1e-9)
-            print(f"parley/coturn CPU per packet: {ratio:.2f}x")
+            print(f"{'round':5s} {'server':16s} {'relayed':>9s} {'lost':>6s} {'cpu s':>7s} "
+                  f"{'µs/pkt':>8s}")  # fmt: skip
+            ratios: dict[str, list[float]] = {v: [] for v in variants if v != "coturn"}
+            for round_ in range(args.rounds):
+                order = variants if round_ % 2 == 0 else variants[::-1]
+                results = {v: run_one(v, workers, peer_port, shape=args.shape, **load_args)
+                           for v in order}  # fmt: skip
+                for v in variants:
+                    r = results[v]
+                    print(f"{round_:5d} {r.name:16s} {r.relayed:9d} {r.lost:6d} {r.cpu_s:7.2f} "
+                          f"{r.us_per_packet:8.2f}")  # fmt: skip
+                if "coturn" in results:
+                    base = max(results["coturn"].us_per_packet, 1e-9)
+                    for v in ratios:
+                        ratios[v].append(results[v].us_per_packet / base)
+            for v, values in ratios.items():
+                if values:
+                    shown = " ".join(f"{x:.2f}" for x in values)
+                    print(f"{v}/coturn CPU per packet: median {statistics.median(values):.2f}x "
+                          f"(rounds: {shown})")  # fmt: skip
     finally:
-        peer.terminate()
+        if peer is not None:
+            peer.terminate()
 
 
 if __name__ == "__main__":

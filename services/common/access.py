@@ -98,14 +98,14 @@ def _inbox(service: str) -> str:
     return f"{subjects.inbox_prefix(service)}.>"
 
 
-def nats_grants(*, relay_id: str | None = None, sfu_ids: Sequence[str] = (),
+def nats_grants(*, relay_id: str | Sequence[str] | None = None, sfu_ids: Sequence[str] = (),
                 admin: bool = False) -> dict[str, NatsGrant]:
     """Every service's NATS permissions.
 
     Args:
-        relay_id: when the stack has one known relay (`parley dev`), limit the relay user to
-            that relay's heartbeat and control subjects; else any relay's (the chart, whose
-            relays come and go under the operator).
+        relay_id: when the stack's relays are known (`parley dev`: one id, or several with
+            `--relays N`), limit the relay user to their heartbeat and control subjects;
+            else any relay's (the chart, whose relays come and go under the operator).
         sfu_ids: when the stack's SFUs are known (`parley dev`), limit the sfu user to
             their subjects; else any SFU's (the chart).
         admin: add the `admin` user that may do anything (`parley dev` and its tests only).
@@ -115,15 +115,17 @@ def nats_grants(*, relay_id: str | None = None, sfu_ids: Sequence[str] = (),
                     + tuple(map(subjects.sfu_control, sfu_ids))) or (
         subjects.SFU_SESSIONS, subjects.SFU_CONTROLS)
     diag_keys, diag_pubkeys = subjects.DIAG_KEYS_BUCKET, subjects.DIAG_PUBKEYS_BUCKET
-    heartbeat = subjects.relay_heartbeat(relay_id) if relay_id else subjects.RELAY_HEARTBEATS
-    control = subjects.relay_control(relay_id) if relay_id else subjects.RELAY_CONTROLS
+    ids = (relay_id,) if isinstance(relay_id, str) else tuple(relay_id or ())
+    heartbeat = tuple(map(subjects.relay_heartbeat, ids)) or (subjects.RELAY_HEARTBEATS,)
+    control = tuple(map(subjects.relay_control, ids)) or (subjects.RELAY_CONTROLS,)
+    traces = tuple(map(subjects.relay_trace, ids)) or (subjects.RELAY_TRACES,)
     return {
         # appends diagnostic records (never reads them back) sealed to the day's public key,
         # makes a day's key pair (writes the private key, never reads one), announces slot
-        # changes to signalling, follows relay heartbeats; the diag stream and the key
-        # buckets are logpurge's
+        # changes to signalling, follows relay heartbeats, sends relays trace hints; the
+        # diag stream and the key buckets are logpurge's
         "rooms": NatsGrant(
-            publish=(subjects.DIAG_ALL, subjects.ROOMS_MEMBERS,
+            publish=(subjects.DIAG_ALL, subjects.ROOMS_MEMBERS, subjects.RELAY_TRACES,
                      *_stream_read(subjects.DIAG_STREAM), *_stream_read(_kv_stream(diag_keys)),
                      subjects.kv_subject(diag_keys, "*"),
                      *_kv_get(diag_pubkeys), subjects.kv_subject(diag_pubkeys, "*")),
@@ -135,10 +137,10 @@ def nats_grants(*, relay_id: str | None = None, sfu_ids: Sequence[str] = (),
             publish=(subjects.ROOMS_ALL, subjects.SFU_SESSIONS),
             subscribe=(subjects.ROOMS_ALL, _inbox("signaling")),
         ),
-        # its own heartbeat out, its own control requests in
+        # its own heartbeat out, its own control requests and trace hints in
         "relay": NatsGrant(
-            publish=(heartbeat,),
-            subscribe=(control, _inbox("relay")),
+            publish=heartbeat,
+            subscribe=(*control, *traces, _inbox("relay")),
         ),
         # the beacon stream and its durable consumer
         "metrics": NatsGrant(
@@ -217,7 +219,8 @@ def _list(items: Sequence[str]) -> str:
     return "[" + ", ".join(f'"{s}"' for s in items) + "]"
 
 
-def render_nats_authorization(*, relay_id: str | None = None, sfu_ids: Sequence[str] = (),
+def render_nats_authorization(*, relay_id: str | Sequence[str] | None = None,
+                              sfu_ids: Sequence[str] = (),
                               admin: bool = False) -> str:
     """The `authorization { users = [...] }` block; passwords are `$PARLEY_NATS_PASSWORD_*`."""
     lines = ["authorization {", "  users = ["]

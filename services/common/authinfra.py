@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,6 +33,13 @@ def dev_sfu_id(child: str) -> str:
 
 DEV_SFU_IDS: Final[tuple[str, ...]] = tuple(
     dev_sfu_id(f"sfu-{i}") for i in range(1, MAX_DEV_SFUS + 1))
+
+
+def dev_relay_id(child: str) -> str:
+    """The relay id of a `parley dev` relay child: `relay` is `dev-relay`, `relay-2` (with
+    `--relays N`) is `dev-relay-2`; the NATS user of the relays is limited to these ids."""
+    _, _, number = child.partition("-")
+    return f"{DEV_RELAY_ID}-{number}" if number else DEV_RELAY_ID
 CREDENTIALS_FILE: Final[str] = "credentials.json"
 
 
@@ -80,9 +87,10 @@ class SecuredServers:
         self.nats.stop()
 
 
-def start_secured(*, relay_id: str | None = None, sfu_ids: tuple[str, ...] = (),
-                  credentials: Credentials | None = None,
-                  store_dir: Path | None = None, workdir: Path | None = None,
+def start_secured(*, relay_id: str | Sequence[str] | None = None,
+                  sfu_ids: tuple[str, ...] = (),
+                  credentials: Credentials | None = None, store_dir: Path | None = None,
+                  workdir: Path | None = None,
                   die_with_parent: bool = False) -> SecuredServers:
     """Start NATS and Redis with every service's user; the caller stops them.
 
@@ -126,7 +134,7 @@ def dev_child_env(servers: SecuredServers, child: str,
     own = servers.service_env(service)
     if service == "relay":
         out.update(PARLEY_RELAY_NATS_URL=own["PARLEY_NATS_URL"],
-                   PARLEY_RELAY_RELAY_ID=DEV_RELAY_ID)
+                   PARLEY_RELAY_RELAY_ID=dev_relay_id(child))
         return out
     if service == "sfu":
         out.update(PARLEY_SFU_NATS_URL=own["PARLEY_NATS_URL"], PARLEY_SFU_ID=dev_sfu_id(child))
@@ -136,12 +144,16 @@ def dev_child_env(servers: SecuredServers, child: str,
     return out | own
 
 
-def start_dev(*, store_dir: Path | None = None, workdir: Path | None = None) -> SecuredServers:
+def start_dev(*, store_dir: Path | None = None, workdir: Path | None = None,
+              relays: int = 1) -> SecuredServers:
     """`parley dev`'s (and `parley serve`'s) NATS and Redis: every service's user, plus
     `admin` for inspection. They die with the calling process (SIGTERM on its death) and,
     with `workdir`, keep their folders there (see `start_secured`); `respawn()` brings one
-    back on the same port with the same config and users."""
-    servers = start_secured(relay_id=DEV_RELAY_ID, sfu_ids=DEV_SFU_IDS,
+    back on the same port with the same config and users. `relays`: how many relay
+    children (`relay`, or `relay-1` … `relay-N`) the relay user may speak for."""
+    ids = [dev_relay_id("relay")] if relays <= 1 else [
+        dev_relay_id(f"relay-{i + 1}") for i in range(relays)]
+    servers = start_secured(relay_id=ids, sfu_ids=DEV_SFU_IDS,
                             credentials=Credentials.generate(admin=True),
                             store_dir=store_dir, workdir=workdir, die_with_parent=True)
     servers.write_credentials()

@@ -20,9 +20,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from services.common.access import inbox_prefix_for
-from services.common.telemetry import extract_context, inject_headers
+from services.common.telemetry import extract_context, inject_headers, private_span, recording
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("parley.bus")
@@ -95,19 +96,26 @@ class NatsBus:
         return bool(self.nc.is_connected)
 
     async def publish(self, subject: str, data: bytes) -> None:
-        await self.nc.publish(subject, data, headers=inject_headers())
+        """Publish with the current trace context in the headers; inside a recorded trace,
+        as a producer span of its own (subjects carry keyed hashes only)."""
+        if not recording():  # the hot path of untraced messages: no span at all
+            await self.nc.publish(subject, data, headers=inject_headers())
+            return
+        with private_span(_tracer, "bus publish", kind=SpanKind.PRODUCER,
+                          attributes=_messaging(subject)):
+            await self.nc.publish(subject, data, headers=inject_headers())
 
     async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> Any:
         async def cb(msg: Msg) -> None:
             headers = dict(msg.headers or {})
+            envelope = Envelope(msg.subject, msg.data, headers, msg.reply or "")
+            if "traceparent" not in headers:  # heartbeats and other untraced traffic
+                await _handle(handler, envelope)
+                return
             # the span continues the publisher's trace (W3C traceparent in the headers)
-            with _tracer.start_as_current_span(
-                "bus receive", context=extract_context(headers)  # type: ignore[arg-type]
-            ):
-                try:
-                    await handler(Envelope(msg.subject, msg.data, headers, msg.reply or ""))
-                except Exception:
-                    log.exception("handler for a bus message failed")
+            with private_span(_tracer, "bus receive", context=extract_context(headers),
+                              kind=SpanKind.CONSUMER, attributes=_messaging(msg.subject)):
+                await _handle(handler, envelope)
 
         return await self.nc.subscribe(subject, queue=queue, cb=cb)
 
@@ -137,6 +145,17 @@ class NatsBus:
             await asyncio.wait_for(self.nc.drain(), timeout=5)
         except Exception:
             await self.nc.close()
+
+
+def _messaging(subject: str) -> dict[str, str]:
+    return {"messaging.system": "nats", "messaging.destination.name": subject}
+
+
+async def _handle(handler: Handler, envelope: Envelope) -> None:
+    try:
+        await handler(envelope)
+    except Exception:
+        log.exception("handler for a bus message failed")
 
 
 class _LoopbackSub:

@@ -43,6 +43,12 @@ def mint_turn_credential(
     return TurnCredential(username, turn_password(secret, username), expires_at)
 
 
+def username_digest(username: str) -> str:
+    """An opaque name for a credential (its username's SHA-256, 32 hex digits): what the
+    trace hints between rooms and the relay carry (`services.common.messages.TurnTraceHint`)."""
+    return hashlib.sha256(username.encode()).hexdigest()[:32]
+
+
 def username_expiry(username: str) -> int | None:
     """Return the expiry encoded in a REST username, or None if it is not of that form."""
     if len(username) > MAX_USERNAME_LENGTH:

@@ -200,8 +200,13 @@ class DiagLog:
         return public
 
     async def write(self, *, ip: str, room: str, service: str, event: str = "join",
-                    now: float | None = None) -> None:
-        """Append one record, acknowledged by JetStream before this returns."""
+                    now: float | None = None, msg_id: str | None = None,
+                    ack_wait: float | None = None) -> None:
+        """Append one record, acknowledged by JetStream before this returns.
+
+        `msg_id` (random, never derived from the record) becomes `Nats-Msg-Id`, so that a
+        retry of a write whose acknowledgement was lost is stored once.
+        """
         at = time.time() if now is None else now
         ip = canonical_ip(ip)
         record = DiagnosticRecord(ip=ip, room=room, at=at, service=service, event=event)
@@ -215,7 +220,9 @@ class DiagLog:
         subject = subjects.diag_record(
             day, ip_key(self.hash_key, ip), room_key(self.hash_key, room)
         )
-        await self.js.publish(subject, json.dumps(payload).encode(), stream=subjects.DIAG_STREAM)
+        await self.js.publish(subject, json.dumps(payload).encode(), stream=subjects.DIAG_STREAM,
+                              timeout=ack_wait,
+                              headers={"Nats-Msg-Id": msg_id} if msg_id else None)
 
     @property
     def keys(self) -> KeyValue:

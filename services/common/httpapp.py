@@ -2,7 +2,8 @@
 and the security headers on every response.
 
 The access log names the route template (`/api/rooms/{name}/join`), never the path (it holds
-room names) nor the client address; spans are named the same way. `SecurityHeaders` puts a
+room names) nor the client address; spans are named the same way, and continue the
+caller's W3C `traceparent` (the browser's join request). `SecurityHeaders` puts a
 Content-Security-Policy (with `frame-ancestors 'none'`), `X-Content-Type-Options: nosniff` and
 `Referrer-Policy: no-referrer` on every response a route did not already give them to, so
 that no HTML page (static files included) goes out without them.
@@ -15,10 +16,16 @@ import time
 from typing import Any, Final
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.telemetry import extract_context, private_span
+
 DEFAULT_MAX_BODY: Final[int] = 16 * 1024
+#: Only `traceparent` is taken from a request: a client's `tracestate` is free text that
+#: would be exported with every span of the trace.
+TRACE_HEADERS: Final[tuple[bytes, ...]] = (b"traceparent",)
 #: The CSP of a service that serves no page: nothing may load, nothing may frame it.
 STRICT_CSP: Final[str] = (
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -76,7 +83,11 @@ class PrivateAccessLog:
             await send(message)
 
         started = time.perf_counter()
-        with self.tracer.start_as_current_span(f"{scope['method']}") as span:
+        # the caller's W3C trace context (the browser's join, another service): a child span
+        parent = extract_context({k.decode("latin-1"): v.decode("latin-1")
+                                  for k, v in headers.items() if k in TRACE_HEADERS})
+        with private_span(self.tracer, f"{scope['method']}", context=parent,
+                          kind=SpanKind.SERVER) as span:
             try:
                 await self.app(scope, limited_receive, recording_send)
             finally:

@@ -38,6 +38,14 @@ class RelayControl(_Message):
     deadline_seconds: float | None = Field(default=None, ge=0)
 
 
+class TurnTraceHint(_Message):
+    """Rooms to a relay: the join whose trace (the message's traceparent header) a TURN
+    credential's allocations continue. The credential is named by a digest of its username
+    (`services.common.credentials.username_digest`), never by the username itself."""
+
+    user: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
 class DiagnosticRecord(_Message):
     """One diagnostic-log record: who (IP) joined what (room) when, from which service.
 

@@ -7,6 +7,14 @@ concurrent joins across replicas. A slot taken through rooms lasts `join_grace` 
 signalling admits the peer's socket it renews the slot (`member_ttl`) while the socket lives.
 A slot with no socket is therefore released after the grace, and owner rights (lock,
 unlock) take effect only once the owner's socket has joined and while the owner is a member.
+
+Redis losing its data (a restart of the bundled Redis, which persists nothing) must never open
+a locked room to a stranger. A global `epoch` key marks this Redis's life: whoever finds it
+gone while remembering an earlier one (`sync_epoch`) knows the data was lost and sets
+`recovering` for `recovery_grace` seconds. Meanwhile a join that would open a room afresh is
+refused (`Recovering`: it may be a live room whose members are not re-registered yet), and
+signalling re-asserts each live room's members and meta (`restore`) from what it held before
+the loss. See docs/resilience.md, fault 4.
 """
 
 from __future__ import annotations
@@ -24,6 +32,12 @@ from services.common.redisclient import key
 
 DEFAULT_MEMBER_TTL: Final[float] = 60.0
 DEFAULT_JOIN_GRACE: Final[float] = 15.0
+DEFAULT_RECOVERY_GRACE: Final[float] = 15.0
+EPOCH_KEY: Final[str] = "parley:room:epoch"  # under rooms' and signalling's ACL pattern
+RECOVERING_KEY: Final[str] = "parley:room:recovering"
+#: The meta fields signalling keeps a copy of, to put back after a loss.
+META_FIELDS: Final[tuple[str, ...]] = ("owner", "owner_peer", "owner_here", "locked", "pw",
+                                       "relay")
 ROOM_IDLE_TTL: Final[int] = 24 * 3600
 MAX_PASSWORD_LENGTH: Final[int] = 256
 _SCRYPT: Final[dict[str, int]] = {"n": 2**14, "r": 8, "p": 1}
@@ -32,10 +46,15 @@ _JOIN: Final[str] = """
 local members, meta = KEYS[1], KEYS[2]
 local now, ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local peer, idle, owner_hash, pw = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local presented = ARGV[8]
+local presented, recovering = ARGV[8], ARGV[9]
 redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
 local owner = 0
 if redis.call('ZCARD', members) == 0 then
+  if recovering == '1' then
+    -- Redis lost its data moments ago: this may be a live (locked) room whose members
+    -- signalling has not re-registered yet; never open it afresh meanwhile
+    return {-3, 0}
+  end
   -- an empty room starts afresh: the next peer owns it and any old lock is gone
   redis.call('HSET', meta, 'owner', owner_hash, 'owner_peer', peer, 'locked', '0')
   redis.call('HDEL', meta, 'pw', 'owner_here', 'path', 'sfu')
@@ -75,12 +94,53 @@ return 1
 """
 
 
+_EPOCH: Final[str] = """
+-- this Redis's life: a missing epoch is a new Redis; if the caller knew an older one,
+-- the data was lost and rooms must fail closed for ARGV[3] ms
+local cur = redis.call('GET', KEYS[1])
+if cur then return {cur, redis.call('PTTL', KEYS[2])} end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  return {ARGV[1], tonumber(ARGV[3])}
+end
+return {ARGV[1], -2}
+"""
+
+_RESTORE: Final[str] = """
+-- signalling puts back a live room after a loss: its meta (unless already back) and the
+-- members whose sockets it holds
+local members, meta = KEYS[1], KEYS[2]
+local upto, idle, nmeta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if nmeta > 0 and redis.call('HEXISTS', meta, 'owner') == 0 then
+  for i = 4, 3 + 2 * nmeta, 2 do redis.call('HSET', meta, ARGV[i], ARGV[i + 1]) end
+end
+for i = 4 + 2 * nmeta, #ARGV do
+  local held = redis.call('ZSCORE', members, ARGV[i])
+  if held == false or tonumber(held) < upto then redis.call('ZADD', members, upto, ARGV[i]) end
+end
+redis.call('EXPIRE', members, idle)
+redis.call('EXPIRE', meta, idle)
+return 1
+"""
+
+_UNDO: Final[str] = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[2] == '1' and redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
 class RoomFull(Exception):
     """The room has `capacity` live members already."""
 
 
 class RoomLocked(Exception):
     """The room is locked and the password given is missing or wrong."""
+
+
+class Recovering(Exception):
+    """Redis lost its data moments ago and this room is not re-registered: try again soon."""
 
 
 class NotOwner(Exception):
@@ -122,12 +182,34 @@ class RoomState:
     """Room membership, ownership and lock for one Redis."""
 
     def __init__(self, redis: aioredis.Redis, *, member_ttl: float = DEFAULT_MEMBER_TTL,
-                 join_grace: float = DEFAULT_JOIN_GRACE) -> None:
+                 join_grace: float = DEFAULT_JOIN_GRACE,
+                 recovery_grace: float = DEFAULT_RECOVERY_GRACE) -> None:
         self.redis = redis
         self.member_ttl = member_ttl
         self.join_grace = join_grace
+        self.recovery_grace = recovery_grace
+        self.epoch: str | None = None  # the epoch this process last saw
         self._join = redis.register_script(_JOIN)
         self._renew = redis.register_script(_RENEW)
+        self._epoch = redis.register_script(_EPOCH)
+        self._restore = redis.register_script(_RESTORE)
+        self._undo = redis.register_script(_UNDO)
+
+    async def sync_epoch(self) -> tuple[bool, bool]:
+        """Check this Redis's epoch against the one last seen (making it if missing).
+
+        Returns:
+            (lost, recovering): whether Redis lost its data since this process last looked
+            (its epoch changed), and whether rooms must still fail closed for rooms with no
+            members (`recovering` is set for `recovery_grace` seconds by whoever first
+            finds the epoch gone while knowing an older one).
+        """
+        out = await self._epoch(keys=[EPOCH_KEY, RECOVERING_KEY], args=[
+            secrets.token_hex(8), self.epoch or "", int(self.recovery_grace * 1000)])
+        epoch, ttl = str(out[0]), int(out[1])
+        lost = self.epoch is not None and epoch != self.epoch
+        self.epoch = epoch
+        return lost, ttl > 0
 
     @staticmethod
     def members_key(rk: str) -> str:
@@ -153,7 +235,9 @@ class RoomState:
         Raises:
             RoomFull: capacity reached.
             RoomLocked: locked and `password` is not the room's password.
+            Recovering: Redis lost its data moments ago and the room has no member yet.
         """
+        _, recovering = await self.sync_epoch()
         proof = ""
         stored = await self.redis.hget(self.meta_key(rk), "pw")
         if stored and password is not None and check_password(password, str(stored)):
@@ -162,12 +246,19 @@ class RoomState:
         code, members = await self._join(
             keys=[self.members_key(rk), self.meta_key(rk)],
             args=[now, self.join_grace, capacity, peer_id, ROOM_IDLE_TTL, _digest(new_key),
-                  proof, _digest(owner_key) if owner_key else ""],
+                  proof, _digest(owner_key) if owner_key else "", "1" if recovering else "0"],
         )
+        if code == -3:
+            raise Recovering()
         if code == -2:
             raise RoomLocked()
         if code == -1:
             raise RoomFull()
+        lost, _ = await self.sync_epoch()
+        if lost:  # Redis lost its data between the two checks: what we wrote may be a stranger
+            await self._undo(keys=[self.members_key(rk), self.meta_key(rk)],  # opening a
+                             args=[peer_id, int(code)])  # live room afresh: take it back
+            raise Recovering()
         given = {1: new_key, 2: owner_key}.get(int(code))
         return JoinResult(given, int(members))
 
@@ -196,6 +287,26 @@ class RoomState:
                                   args=self._renew_args(peer_id, now), client=pipe)
             results = await pipe.execute()
         return [peer for peer, n in zip(peer_ids, results, strict=True) if not int(n)]
+
+    async def meta_many(self, rks: list[str]) -> dict[str, dict[str, str]]:
+        """The meta (owner, lock, password hash, relay) of several rooms, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rk in rks:
+                pipe.hgetall(self.meta_key(rk))
+            results = await pipe.execute() if rks else []
+        return {rk: {str(k): str(v) for k, v in found.items() if k in META_FIELDS}
+                for rk, found in zip(rks, results, strict=True)}
+
+    async def restore(self, rk: str, *, meta: dict[str, str], peers: list[str],
+                      now: float) -> None:
+        """Put a live room back after Redis lost its data: `meta` (unless another replica
+        put it back already) and these members, each for `member_ttl`."""
+        flat: list[str] = []
+        for name in META_FIELDS:
+            if name in meta:
+                flat += [name, meta[name]]
+        await self._restore(keys=[self.members_key(rk), self.meta_key(rk)], args=[
+            now + self.member_ttl, ROOM_IDLE_TTL, len(flat) // 2, *flat, *peers])
 
     async def members_many(self, rks: list[str], *, now: float) -> dict[str, set[str]]:
         """The live members of several rooms, in one round trip."""

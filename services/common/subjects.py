@@ -14,6 +14,7 @@ _TOKEN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 RELAY_HEARTBEATS: Final[str] = f"{PREFIX}.relay.heartbeat.*"
 RELAY_CONTROLS: Final[str] = f"{PREFIX}.relay.control.*"
+RELAY_TRACES: Final[str] = f"{PREFIX}.relay.trace.*"
 SFU_HEARTBEATS: Final[str] = f"{PREFIX}.sfu.heartbeat.*"
 SFU_SESSIONS: Final[str] = f"{PREFIX}.sfu.session.*"
 SFU_CONTROLS: Final[str] = f"{PREFIX}.sfu.control.*"
@@ -47,6 +48,10 @@ def relay_control(relay_id: str) -> str:
     return f"{PREFIX}.relay.control.{_token(relay_id)}"
 
 
+def relay_trace(relay_id: str) -> str:
+    """Trace hints to one relay: which credential's allocation continues which join's trace
+    (rooms publishes them only while tracing records; payload `TurnTraceHint`)."""
+    return f"{PREFIX}.relay.trace.{_token(relay_id)}"
 def sfu_heartbeat(sfu_id: str) -> str:
     """Subject an SFU publishes its heartbeat (load, draining) on."""
     return f"{PREFIX}.sfu.heartbeat.{_token(sfu_id)}"

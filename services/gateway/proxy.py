@@ -5,6 +5,9 @@ service (cheap on loopback, and no upstream pool to get wrong). A websocket hand
 forwarded as it came and the two sockets are then spliced byte for byte. Limits: request
 head 64 KiB (431), body `max_body` (413), `head_timeout` to send a request head (also the
 keep-alive idle time), `upstream_timeout` per upstream read, a cap on open connections.
+An upstream that refuses (a process restarting) passes the request to the next one; when
+every one refuses, the request waits up to `restart_wait` for one to come back, trying
+again every `RETRY_EVERY` s, and only then gets a 502.
 Nothing is logged about a request but its failure's type: no address, no path.
 """
 
@@ -34,6 +37,7 @@ MAX_HEAD: Final[int] = 64 * 1024
 READ_CHUNK: Final[int] = 64 * 1024
 TUNNEL_IDLE: Final[float] = 300.0
 CLOSE_GRACE: Final[float] = 5.0
+RETRY_EVERY: Final[float] = 0.1  # s between rounds while every upstream refuses
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Limits:
     head_timeout: float = 30.0
     upstream_timeout: float = 60.0
     connect_timeout: float = 5.0
+    restart_wait: float = 5.0  # s a request waits while every upstream refuses
     max_connections: int = 2048
 
 
@@ -153,10 +158,25 @@ class Gateway:
             await writer.drain()
 
     async def _connect(self, route: Route) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        host, _, port = route.next_upstream().rpartition(":")
-        return await asyncio.wait_for(
-            asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_HEAD),
-            self.limits.connect_timeout)
+        """A connection to the route's next upstream; one that refuses (a signalling replica
+        that died and is not back yet) passes the request to the next one. When all refuse
+        (the only replica, or every one, restarting), try again every RETRY_EVERY s for up to
+        `restart_wait` s: the request is served as soon as one is back, rather than failing
+        and leaving the client to its own, slower, backoff."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.restart_wait
+        while True:
+            for _ in range(len(route.upstreams)):
+                host, _, port = route.next_upstream().rpartition(":")
+                try:
+                    return await asyncio.wait_for(
+                        asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_HEAD),
+                        self.limits.connect_timeout)
+                except ConnectionRefusedError:
+                    continue
+            if loop.time() + RETRY_EVERY > deadline:
+                raise ConnectionRefusedError("every upstream refused")
+            await asyncio.sleep(RETRY_EVERY)
 
     # --- plain HTTP ----------------------------------------------------------------------
 

@@ -108,6 +108,17 @@ def relay(
             help="Accept channels 0x5000-0x7FFF [PARLEY_RELAY_RFC5766_CHANNELS]",
         ),
     ] = None,
+    local_delivery: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-delivery/--no-local-delivery",
+            help="Relay between allocations of one worker in process [PARLEY_RELAY_LOCAL_DELIVERY]",
+        ),
+    ] = None,
+    fastpath: Annotated[
+        str | None,
+        typer.Option(help="Compiled packet path: auto|off [PARLEY_RELAY_FASTPATH]"),
+    ] = None,
     nonce_lifetime: Annotated[
         int | None, typer.Option(help="Nonce validity in s [PARLEY_RELAY_NONCE_LIFETIME]")
     ] = None,
@@ -151,10 +162,20 @@ def probe(
     ] = "parley",
     transport: Annotated[str, typer.Option(help="udp or tcp")] = "udp",
     timeout: Annotated[float, typer.Option(help="Seconds before giving up")] = 20.0,
+    allocate_only: Annotated[bool, typer.Option(
+        "--allocate-only", help="Only one TURN Allocate, released at once: the health check "
+        "rooms runs on external TURN servers (works with any coturn).")] = False,
 ) -> None:
     """Connect two WebRTC peers through the relay (relay-only ICE); print setup time and RTT."""
-    from .probe import ProbeError, run_probe
+    from .probe import ProbeError, run_allocate, run_probe
 
+    if allocate_only:
+        try:
+            ms = run_allocate(target, secret=secret, transport=transport, timeout=timeout)
+        except ProbeError as exc:
+            _fail(exc, 1)
+        typer.echo(f"ok: allocation in {ms:.0f} ms")
+        return
     try:
         result = run_probe(target, secret=secret, transport=transport, timeout=timeout)
     except ProbeError as exc:

@@ -17,6 +17,7 @@ _COUNTERS = (
     ("rate_limited", "STUN requests dropped by the per-source rate limit."),
     ("malformed", "Datagrams or frames that were not valid STUN/ChannelData."),
     ("dropped", "Packets dropped (no allocation, permission, channel or bandwidth)."),
+    ("local_delivered", "Packets handed between two allocations of one worker in process."),
 )
 
 

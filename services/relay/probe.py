@@ -3,6 +3,9 @@
 Both peers get TURN credentials minted with the shared secret, gather only relayed
 candidates, open a data channel and bounce a few messages: the readiness check of a
 relay as a browser would experience it. Reports setup time and round-trip time.
+
+`allocate()` is the light check (rooms' health probe of external TURN servers): one TURN
+Allocate with REST credentials, released at once.
 """
 
 from __future__ import annotations
@@ -115,6 +118,43 @@ async def _probe(host: str, port: int, secret: str, transport: str) -> ProbeResu
         await callee.close()
 
 
+async def allocate(
+    host: str,
+    port: int,
+    *,
+    secret: str,
+    transport: str = "udp",
+    timeout: float = 5.0,  # noqa: ASYNC109  (one overall deadline, enforced inside)
+) -> float:
+    """One TURN Allocate on `host:port` with a credential minted from `secret`, then
+    release it (a Refresh with lifetime 0); returns the milliseconds the Allocate took.
+
+    Raises:
+        ProbeError: refused (wrong secret, quota), unreachable, or no answer in `timeout`.
+    """
+    import logging
+
+    from aioice.turn import create_turn_endpoint
+
+    if transport not in ("udp", "tcp"):
+        raise ProbeError(f"transport must be udp or tcp, not {transport!r}")
+    # aioice logs each allocation's addresses at INFO: not in our logs
+    logging.getLogger("aioice.turn").setLevel(logging.WARNING)
+    cred = mint_turn_credential(secret, ttl=600)
+    started = time.perf_counter()
+    try:
+        endpoint, _ = await asyncio.wait_for(create_turn_endpoint(
+            asyncio.DatagramProtocol, (host, port), cred.username, cred.password,
+            lifetime=600, transport=transport), timeout)
+    except TimeoutError as exc:
+        raise ProbeError(f"no allocation within {timeout:.0f} s") from exc
+    except Exception as exc:
+        raise ProbeError(f"allocation failed: {type(exc).__name__}") from exc
+    elapsed = (time.perf_counter() - started) * 1000
+    endpoint.close()  # deletes the allocation in the background
+    return elapsed
+
+
 def run_probe(
     target: str, *, secret: str, transport: str = "udp", timeout: float = 20.0
 ) -> ProbeResult:
@@ -129,3 +169,13 @@ def run_probe(
         raise
     except Exception as exc:
         raise ProbeError(f"probe failed: {type(exc).__name__}: {exc}") from exc
+
+
+def run_allocate(target: str, *, secret: str, transport: str = "udp",
+                 timeout: float = 5.0) -> float:
+    """Synchronous `allocate()` for the CLI (`--allocate-only`); `ProbeError` on failure."""
+    try:
+        host, port = split_hostport(target, default_port=3478)
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from exc
+    return asyncio.run(allocate(host, port, secret=secret, transport=transport, timeout=timeout))

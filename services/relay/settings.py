@@ -88,6 +88,16 @@ class RelaySettings(BaseSettings):
         description="Accept channel numbers 0x5000-0x7FFF (RFC 5766 clients such as coturn's "
         "turnutils_uclient); RFC 8656 allows only 0x4000-0x4FFF.",
     )
+    local_delivery: bool = Field(
+        default=True,
+        description="Hand packets between two allocations of one worker over in process "
+        "(RFC 8656 rules kept) instead of through the kernel; off = always the kernel path.",
+    )
+    fastpath: Literal["auto", "off"] = Field(
+        default="auto",
+        description="The compiled packet path (services/relay/_fastpath): auto = use it when "
+        "it was built, off = the pure-Python path.",
+    )
     nats_url: str | None = Field(default=None, description="NATS URL; none = standalone.")
     relay_id: str = Field(default_factory=_default_relay_id, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     heartbeat_interval: float = Field(default=2.0, gt=0, description="Seconds between heartbeats.")
@@ -99,6 +109,11 @@ class RelaySettings(BaseSettings):
         default=300.0, ge=0, description="Seconds allocations may live on after SIGTERM."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where OpenTelemetry traces go: an allocation hinted by rooms (NATS) "
+        "becomes a span of its join's trace; none keeps no hint subscription at all.",
+    )
 
     @field_validator("allow_peer", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ WORKER_FIELDS: Final[tuple[str, ...]] = (
     "rate_limited",
     "malformed",
     "dropped",
+    "local_delivered",
     "tcp_connections",
     "draining",
     *(f"error_{c}" for c in ERROR_CODES),

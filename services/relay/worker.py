@@ -21,10 +21,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from services.common.telemetry import setup_tracing, shutdown_tracing, traceparent_context
+
+from .fastpath import load as load_fastpath
 from .settings import RelaySettings
 from .shared import ERROR_CODES, SharedState
-from .transport import RelaySocket, StreamConnection, UdpListener
+from .tracehints import TraceHints, follow_hints
+from .transport import (
+    FastRelaySocket,
+    FastUdpListener,
+    RelaySocket,
+    StreamConnection,
+    UdpListener,
+)
 from .turn.allocation import Client
+from .turn.meter import Meter
 from .turn.policy import parse_networks
 from .turn.server import CloseRelay, OpenRelay, Output, ServerConfig, ToClient, ToPeer, TurnServer
 
@@ -79,6 +93,7 @@ def server_config(settings: RelaySettings, *, workers: int = 1) -> ServerConfig:
         request_burst=settings.request_burst,
         bandwidth=float(settings.bandwidth),
         channel_max=0x7FFF if settings.rfc5766_channels else 0x4FFF,
+        local_delivery=settings.local_delivery,
     )
 
 
@@ -101,14 +116,17 @@ class Worker:
         self.sockets = sockets
         self.index = index
         self.shared = shared
+        self.fast = load_fastpath(settings.fastpath)
         self.server = TurnServer(
-            server_config(settings, workers=shared.workers), live_ports=shared.live_ports
-        )
+            server_config(settings, workers=shared.workers), live_ports=shared.live_ports,
+            meter_factory=self.fast.Meter if self.fast is not None else Meter,
+        )  # fmt: skip
         self.relay_ip = settings.effective_relay_ip()
         self.ports = worker_ports(*settings.port_range(), index, shared.workers)
-        self.relays: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self.relays: dict[tuple[str, int], asyncio.DatagramTransport | FastRelaySocket] = {}
         self.streams: dict[int, StreamConnection] = {}
-        self.udp: asyncio.DatagramTransport | None = None
+        self.udp: asyncio.DatagramTransport | FastUdpListener | None = None
+        self.fast_udp: FastUdpListener | None = None
         self.stop = asyncio.Event()
         self.drain_deadline: float | None = None
         self.secrets_generation = shared.get("secrets_generation")
@@ -116,6 +134,11 @@ class Worker:
         self._tasks: set[asyncio.Future[None]] = set()
         self._signalled = False
         self.parent_pid = os.getppid()
+        # trace hints from rooms, only when this relay exports traces and has NATS
+        self.hints: TraceHints | None = None
+        if settings.otel_exporter != "none" and settings.nats_url:
+            self.hints = TraceHints()
+        self._opening: dict[Client, int] = {}  # Allocate start (ns), for the span
 
     # -- output dispatch -----------------------------------------------------------
     def dispatch(self, outputs: list[Output]) -> None:
@@ -166,8 +189,11 @@ class Worker:
         return None
 
     def _open_relay(self, request: OpenRelay) -> None:
+        if self.hints is not None:
+            self._opening[request.client] = time.time_ns()
         sock = self._bind_relay()
         if sock is None:
+            self._opening.pop(request.client, None)
             self.dispatch(self.server.relay_failed(request.client, time.time()))
             return
         task = asyncio.ensure_future(self._attach_relay(request.client, sock))
@@ -176,6 +202,10 @@ class Worker:
 
     async def _attach_relay(self, client: Client, sock: socket.socket) -> None:
         relayed = (self.relay_ip, sock.getsockname()[1])
+        if self.fast_udp is not None and not self.fast_udp.closed:
+            self.relays[relayed] = FastRelaySocket(self.fast_udp, sock, relayed)
+            self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+            return
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
@@ -183,19 +213,42 @@ class Worker:
             )
         except OSError:
             sock.close()
+            self._opening.pop(client, None)
             self.dispatch(self.server.relay_failed(client, time.time()))
             return
         self.relays[relayed] = transport
         self.dispatch(self.server.relay_opened(client, relayed, time.time()))
+        self._trace_allocation(client)
+
+    def _trace_allocation(self, client: Client) -> None:
+        """A `turn allocate` span in the join's trace, when rooms hinted this credential."""
+        started = self._opening.pop(client, None)
+        alloc = self.server.allocation_for(client)
+        if self.hints is None or started is None or alloc is None:
+            return
+        parent = traceparent_context(self.hints.traceparent_for(alloc.username,
+                                                                now=time.monotonic()))
+        if parent is None:
+            return
+        span = trace.get_tracer("parley.relay").start_span(
+            "turn allocate", context=parent, kind=SpanKind.SERVER, start_time=started,
+            attributes={"turn.transport": client.transport, "turn.worker": self.index},
+            record_exception=False)
+        span.end()
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
         """Attach the pre-bound sockets to the event loop."""
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: UdpListener(self), sock=self.sockets.udp
-        )
-        self.udp = udp
+        if self.fast is not None:
+            self.fast_udp = FastUdpListener(self, self.sockets.udp, self.fast)
+            self.fast_udp.start()
+            self.udp = self.fast_udp
+        else:
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpListener(self), sock=self.sockets.udp
+            )
+            self.udp = udp
         self._servers.append(
             await loop.create_server(lambda: StreamConnection(self, "tcp"), sock=self.sockets.tcp)
         )
@@ -270,7 +323,12 @@ class Worker:
         s.worker_set(i, "allocations_created", stats.allocations_created)
         s.worker_set(i, "rate_limited", stats.rate_limited)
         s.worker_set(i, "malformed", stats.malformed)
-        s.worker_set(i, "dropped", stats.dropped)
+        dropped, local = stats.dropped, stats.local_delivered
+        if self.fast_udp is not None:
+            dropped += self.fast_udp.routes.dropped
+            local += self.fast_udp.routes.local_delivered
+        s.worker_set(i, "dropped", dropped)
+        s.worker_set(i, "local_delivered", local)
         s.worker_set(i, "tcp_connections", len(self.streams))
         s.worker_set(i, "draining", 1 if self.server.draining else 0)
         for code in ERROR_CODES:
@@ -288,6 +346,10 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
         await self.start()
+        if self.hints is not None and self.settings.nats_url:
+            hints = asyncio.ensure_future(
+                follow_hints(self.settings.nats_url, self.settings.relay_id, self.hints))
+            self._tasks.add(hints)
         self.shared.worker_set(self.index, "ready", 1)
         while not self.stop.is_set():
             self.tick()
@@ -323,6 +385,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop installs its handlers
     _die_with_parent()
     setup_logging(settings.log_level, service="relay")
+    setup_tracing("relay", settings.otel_exporter)  # after the fork: the exporter's thread
     for extra in sockets.extra:
         extra.close()
     shared.worker_set(index, "pid", os.getpid())
@@ -333,4 +396,5 @@ def worker_main(
         uvloop.run(worker.run())
     except ImportError:
         asyncio.run(worker.run())
+    shutdown_tracing()  # multiprocessing ends a worker with os._exit: no atexit flush
     shared.worker_set(index, "stopped", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -9,14 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import redisclient
 from services.common.bus import NatsBus
 from services.common.credentials import SecretSource
 from services.common.diaglog import DiagLog
+from services.common.diagoutbox import DiagOutbox
 from services.common.httpapp import add_private_middleware, openapi_url, quiet_fastapi
 from services.common.logs import setup_logging
 from services.common.promhttp import health_router, metrics_router
@@ -30,8 +34,10 @@ from services.rooms.relays import RelayRegistry
 from services.rooms.relaystats import RelayRegistryCollector
 from services.rooms.sfus import SfuRegistry
 from services.rooms.errorpages import html_or_json_error
-from services.rooms.routes import WEB_CSP, api_router, web_router
+from services.rooms.routes import RECOVERING, WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
+from services.rooms.turnprobe import run_probes
+from services.rooms.turnservers import TurnHealth
 
 log = logging.getLogger(__name__)
 BUNDLED_WEB = Path(__file__).resolve().parents[2] / "web"
@@ -49,10 +55,24 @@ class RoomsContext:
     rooms: RoomState
     relays: RelayRegistry
     sfus: SfuRegistry
-    diag: DiagLog
+    diag: DiagOutbox
     limiter: RateLimiter
     web_dir: Path
     turn_secret: SecretSource
+    turn_health: TurnHealth
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis away (restarting, unreachable): 503 and try again, never a 500 (fault 4)."""
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return JSONResponse({"detail": RECOVERING}, status_code=503, headers={"Retry-After": "2"})
 
 
 def create_app(settings: RoomsSettings | None = None) -> FastAPI:
@@ -73,6 +93,10 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             stack.push_async_callback(redis.aclose)
             diag = DiagLog(bus.js, hash_key=hash_key, retention_days=settings.retention_days)
             await diag.ensure(create=settings.diag_create)
+            outbox = DiagOutbox(diag)  # no record lost while NATS is away (fault 3)
+            retry = asyncio.get_running_loop().create_task(outbox.run())
+            stack.push_async_callback(outbox.close)
+            stack.callback(retry.cancel)
             registry = RelayRegistry(ttl=settings.relay_ttl)
             await follow_relays(bus, registry)
             sfus = SfuRegistry(ttl=settings.sfu_ttl)
@@ -80,15 +104,27 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             collector = RelayRegistryCollector(registry)
             REGISTRY.register(collector)
             stack.callback(REGISTRY.unregister, collector)
+            health = TurnHealth(settings.external_turn())
+            if health.servers:
+                probes = asyncio.create_task(run_probes(
+                    health, interval=settings.turn_probe_interval,
+                    timeout=settings.turn_probe_timeout))
+                stack.push_async_callback(_cancelled, probes)
+                log.info("%d external TURN server(s), probed every %.0f s",
+                         len(health.servers), settings.turn_probe_interval)
+            rooms = RoomState(redis, join_grace=settings.join_grace,
+                              recovery_grace=settings.redis_recovery_grace)
+            with contextlib.suppress(Exception):  # remember this Redis's epoch (fault 4)
+                await rooms.sync_epoch()
             app.state.ctx = RoomsContext(
                 settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
-                redis=redis, rooms=RoomState(redis, join_grace=settings.join_grace),
-                relays=registry, sfus=sfus, diag=diag,
+                redis=redis, rooms=rooms, relays=registry, sfus=sfus, diag=outbox,
                 limiter=RateLimiter(rate=settings.join_rate, burst=settings.join_burst),
                 web_dir=web_dir,
                 turn_secret=SecretSource(
                     value=settings.turn_secret.get_secret_value() if settings.turn_secret else "",
                     path=settings.turn_secret_file),
+                turn_health=health,
             )
             log.info("rooms ready")
             yield
@@ -103,6 +139,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
     add_private_middleware(app, service="rooms", csp=WEB_CSP)
     # Browsers get an HTML page for a mistyped link; the JSON API keeps JSON.
     app.add_exception_handler(StarletteHTTPException, html_or_json_error)
+    app.add_exception_handler(RedisError, redis_unavailable)
     app.include_router(metrics_router())
     app.include_router(health_router())
     app.include_router(security_txt_router(settings.security_contact, settings.public_url))

@@ -10,13 +10,16 @@ from pydantic import ValidationError
 
 from services.common import subjects
 from services.common.bus import Envelope, NatsBus
+from services.common.credentials import username_digest
 from services.common.messages import (
     MediaPathEvent,
     MembershipEvent,
     RelayHeartbeat,
     RoomLockEvent,
     SfuHeartbeat,
+    TurnTraceHint,
 )
+from services.common.telemetry import recording
 from services.rooms.relays import RelayRegistry
 from services.rooms.sfus import SfuRegistry
 
@@ -88,3 +91,13 @@ async def announce_media_path(bus: NatsBus, rk: str) -> None:
         await bus.publish(subjects.room_members(rk), data)
     except Exception as exc:
         log.warning("media-path event not published: %s", type(exc).__name__)
+async def hint_relay_trace(bus: NatsBus, relay_id: str, username: str) -> None:
+    """Tell the relay which trace the allocations of this credential continue (the join's,
+    in the message's traceparent header); only while that trace is recorded. Best effort."""
+    if not recording():
+        return
+    data = TurnTraceHint(user=username_digest(username)).model_dump_json().encode()
+    try:
+        await bus.publish(subjects.relay_trace(relay_id), data)
+    except Exception as exc:
+        log.debug("trace hint not published: %s", type(exc).__name__)

@@ -1,16 +1,30 @@
-"""The live relay registry and relay choice: sans-I/O, fed by heartbeats, `now` passed in."""
+"""The live relay registry and relay choice: sans-I/O, fed by heartbeats, `now` passed in.
+
+A relay is *live* while its last heartbeat is younger than the TTL (`PARLEY_RELAY_TTL`,
+10 s); rooms hands out only live relays. It is *late* once it has missed its heartbeats:
+no beat for `LATE_AFTER_BEATS` times its own observed interval (so ~2.5 s for the dev
+stack's 1 s beats, ~5 s for the default 2 s). A late relay is still live (a NATS hiccup
+delays every beat), so a room keeps it; but when a member of the room reports that ICE
+failed (`POST /api/rooms/{name}/ice`) and the room's relay is late, the room moves to a
+punctual one at once, instead of waiting for the TTL.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from services.common.messages import RelayHeartbeat
+
+LATE_AFTER_BEATS: Final[float] = 2.5  # missed beats (in observed intervals) that make it late
+MIN_LATE_SECONDS: Final[float] = 1.0  # never late sooner than this after a beat
 
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
     heartbeat: RelayHeartbeat
     received_at: float
+    interval: float | None  # smoothed time between its beats, once two were heard
 
 
 def load_of(hb: RelayHeartbeat) -> float:
@@ -28,8 +42,27 @@ class RelayRegistry:
         self._relays: dict[str, _Seen] = {}
 
     def observe(self, hb: RelayHeartbeat, *, now: float) -> None:
-        """Record a heartbeat (a newer one replaces an older one)."""
-        self._relays[hb.relay_id] = _Seen(hb, now)
+        """Record a heartbeat (a newer one replaces an older one) and learn its cadence."""
+        prev = self._relays.get(hb.relay_id)
+        interval = prev.interval if prev else None
+        if prev is not None and 0 < now - prev.received_at <= self.ttl:
+            gap = now - prev.received_at
+            interval = gap if interval is None else (interval + gap) / 2
+        self._relays[hb.relay_id] = _Seen(hb, now, interval)
+
+    def late(self, relay_id: str, *, now: float) -> bool:
+        """Whether the relay missed its heartbeats (unknown or past the TTL: late too).
+
+        Late means no beat for `LATE_AFTER_BEATS` observed intervals (at least
+        `MIN_LATE_SECONDS`); before its cadence is known, the TTL decides.
+        """
+        seen = self._relays.get(relay_id)
+        if seen is None:
+            return True
+        quiet = now - seen.received_at
+        if seen.interval is None:
+            return quiet > self.ttl
+        return quiet > min(self.ttl, max(MIN_LATE_SECONDS, LATE_AFTER_BEATS * seen.interval))
 
     def forget_stale(self, *, now: float) -> None:
         for rid in [r for r, s in self._relays.items() if now - s.received_at > self.ttl * 3]:
@@ -52,12 +85,32 @@ class RelayRegistry:
         draining = sum(1 for hb in live if hb.draining)
         return {"usable": len(live) - draining, "draining": draining}
 
-    def pick(self, *, now: float) -> RelayHeartbeat | None:
-        """The least-loaded live relay that is not draining (ties broken by id), or None."""
-        candidates = [hb for hb in self.live(now=now) if not hb.draining]
+    def pick(self, *, now: float, exclude: str | None = None) -> RelayHeartbeat | None:
+        """The least-loaded live relay that is not draining (a punctual one before a late
+        one, ties broken by id), other than `exclude`; or None."""
+        candidates = [hb for hb in self.live(now=now)
+                      if not hb.draining and hb.relay_id != exclude]
         if not candidates:
             return None
-        return min(candidates, key=lambda hb: (load_of(hb), hb.allocations, hb.relay_id))
+        return min(candidates, key=lambda hb: (self.late(hb.relay_id, now=now), load_of(hb),
+                                               hb.allocations, hb.relay_id))
+
+    def choose_for_room(self, assigned: str | None, *, now: float,
+                        failing: bool = False) -> RelayHeartbeat | None:
+        """The relay a room should use now (all its members use the same one).
+
+        Its `assigned` relay while that is usable, unless a member reports failure
+        (`failing`) and the relay is late while a punctual one exists; else the least
+        loaded other live relay; None when there is none. The caller re-pins the room when
+        the answer is not `assigned`.
+        """
+        current = self.usable(assigned, now=now) if assigned else None
+        if current is not None and not (failing and self.late(current.relay_id, now=now)):
+            return current
+        other = self.pick(now=now, exclude=assigned)
+        if current is not None and (other is None or self.late(other.relay_id, now=now)):
+            return current  # nowhere better to go: keep it, it may only be slow
+        return other
 
 
 def ice_servers_for(

@@ -20,16 +20,22 @@ from services.common.credentials import mint_turn_credential
 from services.common.hashing import ip_key, room_key
 from services.common.publicurl import hostname, page_url, relay_host, websocket_url
 from services.common.roomnames import RoomNameError, normalize, random_name
-from services.common.roomstate import NotOwner, OwnerAbsent, RoomFull, RoomLocked
+from services.common.roomstate import NotOwner, OwnerAbsent, Recovering, RoomFull, RoomLocked
 from services.common.tokens import (
     TokenError,
     issue_join_token,
     issue_sfu_ticket,
     verify_join_token,
 )
-from services.rooms.bus import announce_lock, announce_media_path, announce_membership
+from services.rooms.bus import (
+    announce_lock,
+    announce_media_path,
+    announce_membership,
+    hint_relay_trace,
+)
 from services.rooms.relays import ice_servers_for
 from services.rooms.sfus import TICKET_TTL, wants_sfu
+from services.rooms.turnservers import ice_entries
 
 log = logging.getLogger(__name__)
 JOINS = Counter("parley_rooms_joins_total", "Join attempts by result.", ["result"])
@@ -37,9 +43,15 @@ for _result in ("ok", "rate-limited", "locked", "full", "error"):
     JOINS.labels(_result)  # every result exported from the start, at 0 (rates need a series)
 ROOMS_CREATED = Counter("parley_rooms_created_total", "Rooms created with a random name.")
 DIAG_FAILURES = Counter("parley_rooms_diag_write_failures_total", "Diagnostic writes failed.")
+ICE_REFRESHES = Counter("parley_rooms_ice_refreshes_total",
+                        "Fresh ICE servers handed to members whose ICE failed.")
+RELAY_REPINS = Counter("parley_rooms_relay_repins_total",
+                       "Rooms moved to another relay: theirs was gone, or late while a member "
+                       "reported ICE failure (first: a room's first relay).", ["reason"])
 NO_RELAY_WARNING = (
     "no TURN relay is available: calls between networks that block direct connections may fail"
 )
+RECOVERING = "the server is recovering from a restart; try again in a few seconds"
 OWNER_ABSENT = "the owner's rights take effect once the owner is in the call"
 #: The web client's CSP; `SecurityHeaders` also puts it on /static files and every answer.
 WEB_CSP = (
@@ -91,6 +103,15 @@ class MediaInfo(BaseModel):
     mesh_max: int
     ticket: str | None = None
     slots: int = 0
+class IceRequest(_Body):
+    token: str = Field(min_length=1, max_length=2048, description=(
+        "The join token of this peer (expired is fine: calls outlast tokens)."))
+
+
+class IceResponse(BaseModel):
+    ice_servers: list[dict[str, Any]]
+    ice_transport_policy: Literal["all", "relay"]
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RoomInfo(BaseModel):
@@ -191,7 +212,8 @@ async def readyz(request: Request) -> JSONResponse:
     ok = all(checks.values())
     relays = len(ctx.relays.live(now=time.time()))
     sfus = ctx.sfus.counts(now=time.time())["usable"]
-    return JSONResponse({"ready": ok, **checks, "relays": relays, "sfus": sfus},
+    extra = {"turn_servers_up": len(ctx.turn_health.up())} if ctx.turn_health.servers else {}
+    return JSONResponse({"ready": ok, **checks, "relays": relays, "sfus": sfus, **extra},
                         status_code=200 if ok else 503)
 
 
@@ -250,23 +272,13 @@ async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinRe
     except RoomFull:
         JOINS.labels("full").inc()
         raise HTTPException(status_code=409, detail="room is full") from None
+    except Recovering:
+        JOINS.labels("recovering").inc()
+        raise HTTPException(status_code=503, detail=RECOVERING,
+                            headers={"Retry-After": "5"}) from None
     await announce_membership(ctx.bus, rk, peer_id, "joined")
 
-    warnings: list[str] = []
-    ice_servers: list[dict[str, Any]]
-    turn_secret = ctx.turn_secret.get()
-    relay = await _relay_for_room(ctx, rk, now) if turn_secret else None
-    if relay is None:
-        warnings.append(NO_RELAY_WARNING)
-        ice_servers = ice_servers_for(None, username="", credential="", stun_urls=s.stun_urls)
-    else:
-        cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
-        ice_servers = ice_servers_for(
-            relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls,
-            # never from the Host header (issue 15 item 6): the public URL's host or nothing
-            host=relay_host(relay.public_host, _local_address(request), client=ip,
-                            fallback=hostname(s.public_url)),
-        )
+    ice_servers, warnings = await _ice_servers(request, rk, ip, now)
     token = issue_join_token(
         ctx.token_key, room=room, room_key=rk, peer_id=peer_id,
         owner=joined.owner_key is not None, ttl=s.join_token_ttl, now=now,
@@ -341,16 +353,67 @@ async def room_media(name: str, body: MediaRequest, request: Request) -> MediaIn
     return await _media_for(ctx, rk, claims.peer_id, members=len(members), now=now)
 
 
-async def _relay_for_room(ctx: Any, rk: str, now: float) -> Any:
-    """The room's relay: the one already assigned while it is usable, else the least loaded."""
+
+async def _ice_servers(request: Request, rk: str, ip: str, now: float, *,
+                       failing: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """The room's relay as RTCIceServers with fresh TURN credentials, then the external TURN
+    servers that are up, and any warning."""
+    ctx = _ctx(request)
+    s = ctx.settings
+    turn_secret = ctx.turn_secret.get()
+    relay = await _relay_for_room(ctx, rk, now, failing=failing) if turn_secret else None
+    # external TURN servers (an existing coturn) that pass their probe, for every room
+    external = ice_entries(ctx.turn_health.up(), ttl=s.turn_credential_ttl, now=now)
+    if relay is None:
+        servers = ice_servers_for(None, username="", credential="",
+                                  stun_urls=[] if external else s.stun_urls)
+        return servers + external, [] if external else [NO_RELAY_WARNING]
+    cred = mint_turn_credential(turn_secret, ttl=s.turn_credential_ttl, now=now)
+    servers = ice_servers_for(
+        relay, username=cred.username, credential=cred.password, stun_urls=s.stun_urls,
+        # never from the Host header (issue 15 item 6): the public URL's host or nothing
+        host=relay_host(relay.public_host, _local_address(request), client=ip,
+                        fallback=hostname(s.public_url)),
+    )
+    await hint_relay_trace(ctx.bus, relay.relay_id, cred.username)
+    return servers + external, []
+
+
+async def _relay_for_room(ctx: Any, rk: str, now: float, *, failing: bool = False) -> Any:
+    """The room's relay (`RelayRegistry.choose_for_room`), re-pinning the room when that
+    is not the one assigned (another replica may have re-pinned it first: its pick wins)."""
     assigned = await ctx.rooms.assigned_relay(rk)
-    if assigned and (hb := ctx.relays.usable(assigned, now=now)) is not None:
-        return hb
-    pick = ctx.relays.pick(now=now)
-    if pick is None:
-        return None
-    winner = await ctx.rooms.assign_relay(rk, pick.relay_id, replace=assigned)
-    return ctx.relays.usable(winner, now=now) or pick
+    choice = ctx.relays.choose_for_room(assigned, now=now, failing=failing)
+    if choice is None or choice.relay_id == assigned:
+        return choice
+    RELAY_REPINS.labels("first" if assigned is None else "failing" if failing else "gone").inc()
+    winner = await ctx.rooms.assign_relay(rk, choice.relay_id, replace=assigned)
+    return ctx.relays.usable(winner, now=now) or choice
+
+
+@api_router.post("/api/rooms/{name}/ice")
+async def fresh_ice_servers(name: str, body: IceRequest, request: Request) -> IceResponse:
+    """Fresh ICE servers for a member whose ICE failed: the room's relay (moved to a
+    punctual one when it is late, see `services.rooms.relays`) with new TURN credentials."""
+    ctx = _ctx(request)
+    room = _room(name)
+    ip = _client(request)
+    _rate_limit(request, ip)
+    rk = room_key(ctx.hash_key, room)
+    try:
+        claims = verify_join_token(ctx.token_key, body.token, allow_expired=True)
+    except TokenError:
+        raise HTTPException(status_code=401, detail="invalid token") from None
+    if claims.room_key != rk:
+        raise HTTPException(status_code=403, detail="token is for another room")
+    now = time.time()
+    if claims.peer_id not in await ctx.rooms.members(rk, now=now):
+        raise HTTPException(status_code=410, detail="no longer a member of the room")
+    ice_servers, warnings = await _ice_servers(request, rk, ip, now, failing=True)
+    ICE_REFRESHES.inc()
+    return IceResponse(ice_servers=ice_servers,
+                       ice_transport_policy="relay" if ctx.settings.force_relay else "all",
+                       warnings=warnings)
 
 
 @api_router.post("/api/rooms/{name}/lock", status_code=204)

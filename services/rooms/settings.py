@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Annotated
 
-from services.common.settings import CidrList, ParleySettings, StrList, StunUrlList
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import NoDecode
+
+from services.common.settings import (
+    CidrList,
+    ParleySettings,
+    SecretList,
+    StrList,
+    StunUrlList,
+    split_list,
+)
+from services.rooms.turnservers import ExternalTurn, check_turn_servers, external_servers
+
+#: External TURN servers: one item per server, its URLs separated by spaces; items
+#: comma-separated or a JSON list (as every list setting).
+TurnServerList = Annotated[
+    list[str], NoDecode, BeforeValidator(split_list), AfterValidator(check_turn_servers)
+]
 
 
 class RoomsSettings(ParleySettings):
@@ -43,6 +60,12 @@ class RoomsSettings(ParleySettings):
         default=15.0, ge=1, le=600,
         description="A slot taken by a join whose socket has not joined signalling within "
         "this long (s) is released; once the socket joins, signalling renews it.",
+    )
+    redis_recovery_grace: float = Field(
+        default=15.0, ge=1, le=600,
+        description="After Redis lost its data, a join that would open a room afresh is "
+        "refused (503) for this long (s), while signalling re-registers live rooms "
+        "(at least signalling's heartbeat interval plus a few seconds).",
     )
     signaling_url: str = Field(
         default="",
@@ -89,3 +112,33 @@ class RoomsSettings(ParleySettings):
         "signalling reads for /ws); '*': any. Requests without an Origin (non-browser "
         "clients) are allowed.",
     )
+    turn_servers: TurnServerList = Field(
+        default_factory=list,
+        description="External TURN servers (an existing coturn) handed out besides or instead "
+        "of Parley's relays: one item per server, its turn:/turns:/stun: URLs separated by "
+        "spaces, e.g. 'turn:turn.example.org:3478?transport=udp "
+        "turns:turn.example.org:5349?transport=tcp'.",
+    )
+    turn_server_secrets: SecretList = Field(
+        default_factory=list,
+        description="Each external TURN server's REST secret (coturn's static-auth-secret "
+        "with use-auth-secret), in the order of turn_servers. Never logged.",
+    )
+    turn_probe_interval: float = Field(
+        default=30.0, ge=0.2, le=3600,
+        description="Seconds between health probes of each external TURN server (one TURN "
+        "Allocate); a server that fails one is not handed out until one succeeds.",
+    )
+    turn_probe_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds a probe's Allocate may take.",
+    )
+
+    @model_validator(mode="after")
+    def _turn_secrets_match(self) -> RoomsSettings:
+        self.external_turn()  # a count mismatch or an empty secret: one line, no secret
+        return self
+
+    def external_turn(self) -> list[ExternalTurn]:
+        """The external TURN servers with their secrets (`ValueError` if they do not pair)."""
+        return external_servers(self.turn_servers,
+                                [s.get_secret_value() for s in self.turn_server_secrets])

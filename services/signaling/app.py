@@ -21,8 +21,9 @@ from fastapi import FastAPI
 
 from services.common import redisclient
 from services.common.bus import NatsBus
-from services.common.httpapp import SecurityHeaders, openapi_url
+from services.common.httpapp import SecurityHeaders, openapi_url, quiet_fastapi
 from services.common.logs import setup_logging, uvicorn_log_config
+from services.common.telemetry import setup_tracing
 from services.signaling.handlers import WebSocketFastPath, build_router
 from services.signaling.node import Node
 from services.signaling.settings import SignalingSettings
@@ -98,6 +99,7 @@ def create_app(settings: SignalingSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(cfg.log_level, json_lines=cfg.log_json, service="signaling")
+        setup_tracing("signaling", cfg.otel_exporter)
         async with AsyncExitStack() as stack:
             bus = await NatsBus.connect(cfg.nats_url, name="signaling")
             stack.push_async_callback(bus.close)
@@ -118,6 +120,8 @@ def create_app(settings: SignalingSettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=openapi_url(cfg.openapi),
+        # FastAPI's own request spans carry the client address: signalling makes its own
+        **quiet_fastapi(),
     )
     app.include_router(build_router())
     app.add_middleware(SecurityHeaders)

@@ -15,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opentelemetry import trace
+
 from services.common import subjects
 from services.common.bus import Envelope, Handler
+from services.common.telemetry import private_span, recording
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("parley.signaling")
 
 OnMessage = Callable[[str, bytes], None]
 
@@ -57,6 +61,13 @@ class RoomBus:
         self.entries: dict[str, _Entry] = {}
 
     async def _handle(self, env: Envelope) -> None:
+        if not recording():  # an untraced message (the common case): no span
+            self._dispatch(env)
+            return
+        with private_span(_tracer, "signaling deliver"):
+            self._dispatch(env)
+
+    def _dispatch(self, env: Envelope) -> None:
         rk = room_key_of(env.subject)
         if env.subject == subjects.room_members(rk):
             if self.on_membership is not None:

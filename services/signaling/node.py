@@ -6,6 +6,10 @@ a socket). A timer task ticks the sessions (join and idle timeouts) and, every h
 renews presence for the local peers, reaps the peers whose grace is over, and checks that
 every local peer still holds its slot in the room: a socket whose membership ended (left
 through rooms, expired) is closed with 4410, so a room never has more sockets than slots.
+
+If Redis lost its data (its epoch changed, see `services.common.roomstate`), those checks
+would close every socket: instead the node puts back what it holds (each local room's
+members and meta, kept from the last heartbeat, and its peers' presence) and the calls go on.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -38,6 +45,7 @@ from services.common.messages import (
 from services.common.tokens import TokenError, verify_sfu_ticket
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
+from services.common.telemetry import private_span, traceparent_context
 from services.signaling import metrics as m
 from services.signaling import protocol as p
 from services.signaling.bus import PubSub, RoomBus
@@ -76,6 +84,8 @@ TICK_SECONDS: Final[float] = 1.0
 HEARTBEAT_SLICE: Final[int] = 200  # rooms per Redis pipeline
 FLUSH_SECONDS: Final[float] = 1.0  # how long a closing socket may take to write its close
 MAX_MEMBERSHIP_EVENT_BYTES: Final[int] = 1024
+_tracer = trace.get_tracer("parley.signaling")
+
 # What rooms publishes on a room's members subject: slot, lock and media-path changes.
 _ROOM_EVENT: Final[TypeAdapter[MembershipEvent | RoomLockEvent | MediaPathEvent]] = \
     TypeAdapter(MembershipEvent | RoomLockEvent | MediaPathEvent)
@@ -99,6 +109,8 @@ class Connection:
         self.close_with: tuple[int, str] | None = None
         self.writer: asyncio.Task[None] | None = None
         self.close_sent = False
+        self.trace: otel_context.Context | None = None  # the join's span, once it carried one
+        self.resume_hash: str | None = None  # what presence holds for this socket's peer
 
     def offer(self, frame: str) -> bool:
         """Queue a frame without waiting; a socket too slow to keep up is dropped (1013)."""
@@ -173,7 +185,11 @@ class Node:
         self.replica = settings.replica_id
         self.redis = redis
         self.presence: Presence = presence or RedisPresence(redis, settings.deadlines())
-        self.roomstate = RoomState(redis, member_ttl=settings.member_ttl)
+        self.roomstate = RoomState(redis, member_ttl=settings.member_ttl,
+                                   recovery_grace=settings.redis_recovery_grace)
+        # each local room's meta (owner, lock, password hash) as last read: put back after
+        # Redis lost its data, so a locked room stays locked and keeps its owner
+        self._meta: dict[str, dict[str, str]] = {}
         self.hub = Hub()
         self.roombus = RoomBus(bus, self._on_bus, self._on_membership)
         self.sessions: dict[Connection, Session] = {}
@@ -188,6 +204,8 @@ class Node:
 
     async def start(self) -> None:
         m.watch_gc()
+        with contextlib.suppress(Exception):  # remember this Redis's epoch (fault 4)
+            await self.roomstate.sync_epoch()
         self._spawn(self._timers())
         self._spawn(self._renew_members())
 
@@ -285,13 +303,28 @@ class Node:
                     m.ERRORS.labels(eff.error).inc()
                 conn.offer(eff.frame)
             elif isinstance(eff, Publish):
-                await self._publish(conn, session, eff)
+                if conn.trace is None:
+                    await self._publish(conn, session, eff)
+                    continue
+                with private_span(_tracer, "signaling publish", context=conn.trace,
+                                  attributes={"parley.message.type": eff.type}):
+                    await self._publish(conn, session, eff)
             elif isinstance(eff, Close):
                 if eff.code >= p.CloseCode.BAD_JOIN:  # refused: one line with the reason
                     log.info("socket refused (%d): %s", eff.code, eff.reason)
                 conn.request_close(eff.code, eff.reason)
             elif isinstance(eff, Authorize):
-                await self._join(conn, session, eff)
+                parent = traceparent_context(eff.traceparent)
+                if parent is None:
+                    await self._join(conn, session, eff)
+                    continue
+                # the browser's join trace: this join and what the socket sends later
+                with private_span(_tracer, "signaling join", context=parent,
+                                  kind=SpanKind.SERVER,
+                                  attributes={"parley.resume": eff.resume is not None}) as span:
+                    # later publishes join it only while it is recorded (an exporter is on)
+                    conn.trace = trace.set_span_in_context(span) if span.is_recording() else None
+                    await self._join(conn, session, eff)
             elif isinstance(eff, Depart):
                 await self._depart(conn, session)
             elif isinstance(eff, SfuForward):
@@ -351,7 +384,10 @@ class Node:
         me, rk = session.peer_id, session.room_key
         assert me is not None and rk is not None
         if eff.media is not None:
-            await self.presence.set_media(rk, me, conn=conn.conn_id, media=eff.media)
+            try:
+                await self.presence.set_media(rk, me, conn=conn.conn_id, media=eff.media)
+            except Exception as exc:  # Redis away: the broadcast still goes; the view is
+                log.warning("media state not recorded: %s", type(exc).__name__)  # put back
         header = BusHeader(kind="peer" if eff.to else "room", src=me, to=eff.to,
                            event="media" if eff.media is not None else None, media=eff.media,
                            type=eff.type, sent=time.time())
@@ -371,6 +407,7 @@ class Node:
             await self._run(conn, session, session.reject(exc))
             return
         conn.held = True
+        conn.resume_hash = hash_resume_key(key)
         await self.roombus.acquire(rk)
         _, previous = self.hub.add(rk, peer, conn)
         # From here on the socket counts as joined, so that _finish undoes all of this.
@@ -379,17 +416,21 @@ class Node:
             previous.kick(p.CloseCode.REPLACED, "replaced by a resumed socket")
         m.PEERS.inc()
         m.ROOMS.set(len(self.hub.rooms))
+        self._spawn(self._refresh_meta([rk]))
         for gone in await self.presence.reap(rk, now=now):
             await self._announce_left(rk, gone, "timeout")
         snap = await self.presence.snapshot(rk, now=now)
-        pending = [pid for pid in await self.roomstate.members(rk, now=now)
-                   if pid not in snap and pid != peer]
+        members = await self.roomstate.members(rk, now=now)
+        # a peer that left through rooms while its socket was away keeps its presence until
+        # the reaper; its slot is gone, and a welcome (a resume) must not list it
+        snap = {pid: rec for pid, rec in snap.items() if pid in members or pid == peer}
+        pending = [pid for pid in members if pid not in snap and pid != peer]
         self.hub.sync_view(rk, {pid: rec.media for pid, rec in snap.items()}, pending)
         welcome = p.Welcome(
             peer_id=peer, resume_key=key, ping_interval=self.settings.ping_interval,
             resumed=resumed, peers=[p.PeerInfo(peer_id=pid, media=rec.media)
                                     for pid, rec in snap.items() if pid != peer],
-            pending=sorted(pending))
+            pending=sorted(pending), locked=await self.roomstate.is_locked(rk))
         conn.release(first=p.encode(welcome))
         if resumed:  # close the socket it replaces, on whichever replica holds it
             header = BusHeader(kind="kick", src=peer, to=peer, conn=conn.conn_id, type="kick",
@@ -452,7 +493,8 @@ class Node:
             if me is not None and rk is not None:
                 if not session.departed:  # dropped: the grace starts, nobody is told yet
                     await self.presence.detach(rk, me, conn=conn.conn_id, now=time.time())
-                self.hub.remove(rk, me, conn)
+                if self.hub.remove(rk, me, conn):
+                    self._meta.pop(rk, None)
                 m.PEERS.dec()
                 m.ROOMS.set(len(self.hub.rooms))
                 await self.roombus.release(rk)
@@ -472,6 +514,10 @@ class Node:
             log.warning("dropped a bus message that is not ours")
             return
         delivery = self.hub.deliver(rk, header, frame)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("parley.delivered", delivery.delivered)
+            span.set_attribute("parley.message.type", delivery.type)
         if delivery.delivered:
             m.MESSAGES_OUT.labels(delivery.type).inc(delivery.delivered)
             m.FANOUT.observe(max(0.0, time.time() - header.sent))
@@ -486,7 +532,7 @@ class Node:
             log.warning("dropped a malformed membership event")
             return
         if isinstance(event, RoomLockEvent):
-            self.hub.broadcast(rk, p.encode(p.RoomStateOut(locked=event.locked)))
+            self._spawn(self._lock_changed(rk, locked=event.locked))
             return
         if isinstance(event, MediaPathEvent):
             self.hub.broadcast(rk, p.encode(p.MediaPathOut(path=event.path)))
@@ -530,6 +576,13 @@ class Node:
                 effects = session.tick(now)
                 if effects:
                     await self._run(conn, session, effects)
+            if self.hub.rooms and now < next_beat:
+                # every tick, not every heartbeat: rooms stays closed only for the recovery
+                # grace, so put the rooms back within a second of Redis answering again
+                try:
+                    await self._recover_if_lost(now)
+                except Exception as exc:
+                    log.debug("redis epoch not checked: %s", type(exc).__name__)
             if now >= next_beat:
                 next_beat = now + self.settings.heartbeat_interval
                 try:
@@ -538,12 +591,15 @@ class Node:
                     log.warning("presence heartbeat failed: %s", type(exc).__name__)
 
     async def _heartbeat(self, now: float) -> None:
+        await self._recover_if_lost(now)
         # In slices: one pipeline of thousands of rooms would hold the loop for a while.
         keys = list(self.hub.rooms)
         counted = Census()
         for i in range(0, len(keys), HEARTBEAT_SLICE):
             rooms = {rk: self.hub.local_peers(rk) for rk in keys[i:i + HEARTBEAT_SLICE]}
             beat = await self.presence.heartbeat(rooms, now=now)
+            if beat.lost and await self._recover_if_lost(now):
+                return  # not lost: Redis lost them; put back now
             for rk, peers in beat.reaped.items():
                 m.REAPED.inc(len(peers))
                 for peer in peers:
@@ -567,6 +623,11 @@ class Node:
             room key -> its members (any replica), as room state has them.
         """
         members = await self.roomstate.members_many(list(rooms), now=now)
+        if any(peer not in members[rk] for rk in rooms for peer in rooms[rk]) \
+                and await self._recover_if_lost(now):
+            # Redis lost its data and this replica just put its rooms back: nobody ended
+            return {rk: set(peers) for rk, peers in rooms.items()}
+        await self._refresh_meta(list(rooms))
         for rk, live in members.items():
             gone = [peer for peer in rooms[rk] if peer not in live]
             if gone:
@@ -581,10 +642,62 @@ class Node:
             await asyncio.sleep(self.settings.member_renew_interval)
             now = time.time()
             try:
+                await self._recover_if_lost(now)
                 for rk in list(self.hub.rooms):
                     gone = await self.roomstate.renew_many(rk, self.hub.local_peers(rk),
                                                            now=now)
+                    if gone and await self._recover_if_lost(now):
+                        break
                     if gone:
                         await self._end_memberships(rk, gone, reason="timeout")
             except Exception as exc:
                 log.warning("membership renewal failed: %s", type(exc).__name__)
+
+    # --- Redis lost its data -------------------------------------------------------------
+
+    async def _lock_changed(self, rk: str, *, locked: bool) -> None:
+        """Copy the room's new lock first, then tell its local sockets: a member who sees
+        the lock knows this replica would put it back after a loss."""
+        await self._refresh_meta([rk])
+        self.hub.broadcast(rk, p.encode(p.RoomStateOut(locked=locked)))
+
+    async def _refresh_meta(self, rks: list[str]) -> None:
+        """Keep a copy of these local rooms' meta (an empty read never replaces a copy)."""
+        try:
+            found = await self.roomstate.meta_many([rk for rk in rks if rk in self.hub.rooms])
+        except Exception as exc:
+            log.debug("room meta not read: %s", type(exc).__name__)
+            return
+        for rk, meta in found.items():
+            if meta.get("owner") and rk in self.hub.rooms:
+                self._meta[rk] = meta
+
+    async def _recover_if_lost(self, now: float) -> bool:
+        """If Redis lost its data since the last look, put back what this replica holds.
+
+        For each local room: its meta as last read and the members whose sockets are here
+        (one script, meta first: a room never has members without its lock), then their
+        presence. Returns True if Redis had lost its data.
+        """
+        lost, _ = await self.roomstate.sync_epoch()
+        if not lost:
+            return False
+        rooms = members = 0
+        for rk in list(self.hub.rooms):
+            peers = [(peer, sink) for peer, sink in self.hub.rooms[rk].sinks.items()
+                     if isinstance(sink, Connection) and sink.resume_hash is not None]
+            if not peers:
+                continue
+            await self.roomstate.restore(rk, meta=self._meta.get(rk, {}),
+                                         peers=[peer for peer, _ in peers], now=now)
+            view = self.hub.view(rk)
+            for peer, conn in peers:
+                assert conn.resume_hash is not None
+                record = PresenceRecord(conn=conn.conn_id, replica=self.replica,
+                                        media=view.get(peer, p.MediaState()),
+                                        resume=conn.resume_hash)
+                await self.presence.attach(rk, peer, record, now=now)
+            rooms, members = rooms + 1, members + len(peers)
+        m.ERRORS.labels("redis-lost").inc()
+        log.warning("redis lost its data: put back %d members of %d rooms", members, rooms)
+        return True

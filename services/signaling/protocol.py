@@ -46,6 +46,9 @@ _JSON_STRING: Final[re.Pattern[str]] = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTA
 _JSON_BRACKET: Final[re.Pattern[str]] = re.compile(r"[\[\]{}]")
 
 PeerId: TypeAlias = Annotated[str, Field(pattern=PEER_ID_PATTERN)]
+#: A chat line's id, chosen by its sender: acknowledged to the sender (`chat-ack`) and
+#: relayed with the line, so a line sent again after a resume is shown once.
+ChatId: TypeAlias = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 
 
 def clean_display_name(value: object) -> str | None:
@@ -170,6 +173,9 @@ class Join(_Wire):
     room: str = Field(min_length=1, max_length=MAX_ROOM_LENGTH)
     resume: ResumeRequest | None = None
     media: MediaState | None = None  # optional initial media state (addition to the draft)
+    # the join's W3C traceparent (the one the browser sent rooms): its spans join that trace;
+    # anything but a well-formed version-00 value is ignored
+    traceparent: str | None = Field(default=None, max_length=64)
 
 
 class Signal(_Wire):
@@ -198,6 +204,7 @@ class Chat(_Wire):
 
     type: Literal["chat"]
     text: str = Field(min_length=1, max_length=MAX_CHAT_LENGTH)
+    id: ChatId | None = None  # addition: acknowledged with `chat-ack`, relayed with the line
 
 
 class SfuRequest(_Wire):
@@ -250,6 +257,7 @@ class Welcome(_Wire):
     ping_interval: float
     resumed: bool = False  # addition: true when this welcome answers a resume
     pending: list[str] = Field(default_factory=list)  # slots held with no socket yet
+    locked: bool = False  # addition: the room's lock now (a resume missed `room-state`)
 
 
 class PeerJoined(_Wire):
@@ -298,6 +306,14 @@ class ChatOut(_Wire):
     from_: str = Field(alias="from")
     text: str
     at: float
+    id: str | None = None  # the sender's id of the line, omitted when it gave none
+
+
+class ChatAck(_Wire):
+    """To the sender only: its chat line `id` was handed to the room's bus."""
+
+    type: Literal["chat-ack"] = "chat-ack"
+    id: str
 
 
 class Pong(_Wire):
@@ -328,7 +344,7 @@ class Error(_Wire):
 
 ServerMessage: TypeAlias = Annotated[
     Welcome | PeerJoined | PeerPending | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong
-    | RoomStateOut | Error | SfuOut | MediaPathOut,
+    | RoomStateOut | ChatAck | Error | SfuOut | MediaPathOut,
     Field(discriminator="type"),
 ]
 _SERVER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
@@ -411,10 +427,11 @@ def parse_client(frame: str | bytes, *,
 
 
 def encode(message: BaseModel) -> str:
-    """The JSON text of a server message (aliases applied, `ref: null` and `name: null`
-    omitted)."""
-    return message.model_dump_json(by_alias=True,
-                                   exclude_none=isinstance(message, (Error, MediaStateOut, SfuOut)))
+    """The JSON text of a server message (aliases applied, `ref: null`, `name: null` and a
+    chat's `id: null` omitted)."""
+    return message.model_dump_json(
+        by_alias=True,
+        exclude_none=isinstance(message, (Error, MediaStateOut, ChatOut, SfuOut)))
 
 
 def parse_server(frame: str | bytes) -> ServerMessage:

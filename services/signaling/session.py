@@ -76,6 +76,7 @@ class Authorize:
     claims: JoinClaims
     resume: p.ResumeRequest | None
     media: p.MediaState
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,7 @@ class Session:
         except JoinRejected as exc:
             return self.reject(exc)
         self.state = State.JOINING
-        return [Authorize(claims, msg.resume, msg.media or p.MediaState())]
+        return [Authorize(claims, msg.resume, msg.media or p.MediaState(), msg.traceparent)]
 
     def _joined(self, msg: p.ClientMessage, now: float) -> list[Effect]:
         me = self.peer_id
@@ -240,8 +241,13 @@ class Session:
                                     screen=media.screen, name=msg.name)
             return [Publish(p.encode(out_m), "media-state", media=media)]
         if isinstance(msg, p.Chat):
-            out_c = p.ChatOut.model_construct(from_=me, text=msg.text, at=round(now, 3))
-            return [Publish(p.encode(out_c), "chat")]
+            out_c = p.ChatOut.model_construct(from_=me, text=msg.text, at=round(now, 3),
+                                              id=msg.id)
+            if msg.id is None:
+                return [Publish(p.encode(out_c), "chat")]
+            # acknowledged once published: a line without its ack is sent again on resume
+            return [Publish(p.encode(out_c), "chat"),
+                    Send(p.encode(p.ChatAck(id=msg.id)))]
         if isinstance(msg, p.SfuRequest):
             return [SfuForward(msg)]
         if isinstance(msg, p.Leave):

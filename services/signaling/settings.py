@@ -50,6 +50,10 @@ class SignalingSettings(ParleySettings):
     member_ttl: float = Field(
         default=60.0, ge=5, le=3600, description="Seconds a slot renewed for a peer with a "
         "socket lasts; one whose socket is gone (past its resume grace) leaves after this.")
+    redis_recovery_grace: float = Field(
+        default=15.0, ge=1, le=600, description="After Redis lost its data, joins that "
+        "would open a room afresh are refused for this long (s) while replicas put back "
+        "their rooms (set by whichever service notices first; the same as rooms').")
     member_renew_interval: float = Field(
         default=20.0, gt=0, description="Seconds between renewals of room membership "
         "(a third of the member TTL).")

@@ -183,3 +183,63 @@ TRACK_SOCKETS_SCRIPT: Final[str] = """(() => {
     constructor(...args) { super(...args); window.__sockets.push(this); }
   };
 })()"""
+
+#: Keep every WebSocket in `window.__sockets`; while `window.__blockSockets` is true, new
+#: ones go to a dead port (the server stays unreachable for this page: a gap held open);
+#: `window.__lastClose` is when one last closed (Date.now()), `window.__socketLog` what
+#: each did; while `window.__badResume` is true, a resume presents a wrong key (it fails);
+#: while `window.__dropChat` is true, chat frames vanish unsent (a socket as it dies).
+BLOCK_SOCKETS_SCRIPT: Final[str] = """(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.__blockSockets = false;
+  window.__badResume = false;
+  window.__dropChat = false;
+  window.WebSocket = class extends Native {
+    send(data) {
+      if (window.__dropChat && typeof data === "string" && data.includes('"chat"')) return;
+      if (window.__badResume && typeof data === "string" && data.includes('"resume"')) {
+        const msg = JSON.parse(data);
+        if (msg.type === "join" && msg.resume) msg.resume.key = "not-the-key";
+        data = JSON.stringify(msg);
+      }
+      return super.send(data);
+    }
+    constructor(url, ...rest) {
+      super(window.__blockSockets ? "ws://127.0.0.1:9/" : url, ...rest);
+      window.__sockets.push(this);
+      const n = window.__sockets.length;
+      window.__socketLog = window.__socketLog || [];
+      window.__socketLog.push([Date.now(), n, "new"]);
+      this.addEventListener("open", () => window.__socketLog.push([Date.now(), n, "open"]));
+      this.addEventListener("close", (e) => {
+        window.__lastClose = Date.now();
+        window.__socketLog.push([Date.now(), n, `close ${e.code}`]);
+      });
+    }
+  };
+})()"""
+
+
+def use_relay_only(page: Page) -> None:
+    """Tick "Always relay" on the pre-join page (this page's calls go through TURN only)."""
+    page.get_by_label("Always relay (hides my IP address from others)").check()
+
+
+def turn_ports(page: Page, peer_id: str) -> set[int]:
+    """The TURN ports in the ICE servers the connection to `peer_id` now uses."""
+    ports = page.evaluate(
+        """(id) => { const pc = window.parley.connections()[id];
+                     if (!pc) return [];
+                     return pc.getConfiguration().iceServers.flatMap((s) => [].concat(s.urls))
+                       .filter((u) => /^turns?:/.test(u))
+                       .map((u) => Number(/:(\\d+)(\\?|$)/.exec(u)[1])); }""",
+        peer_id,
+    )
+    return {int(p) for p in ports}
+
+
+def ice_log(page: Page, peer_id: str) -> list[tuple[float, str]]:
+    """The ICE states of the connection to `peer_id`, with their times (unix seconds)."""
+    log = page.evaluate("(id) => window.parley.iceLog()[id] || []", peer_id)
+    return [(float(t) / 1000, str(state)) for t, state in log]

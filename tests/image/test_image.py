@@ -233,3 +233,11 @@ def test_image_relay_grants_turn_allocation(
 def test_image_operator_help(image: str) -> None:
     out = _podman("run", "--rm", *HARDENING, image, "operator", "--help")
     assert "run" in out
+
+
+def test_image_relay_has_its_compiled_packet_path(image: str) -> None:
+    """The wheel built on the host carries the relay's C extension, and it loads in the
+    image's Python (a glibc or ABI mismatch would silently fall back to pure Python)."""
+    out = _podman("run", "--rm", *HARDENING, "--entrypoint", "/opt/parley/bin/python", image,
+                  "-c", "from services.relay import fastpath; print(fastpath.load() is not None)")
+    assert out.strip().splitlines()[-1] == "True", out

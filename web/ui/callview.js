@@ -230,7 +230,8 @@ export function showCall(call) {
       toast(locked ? "The room is now locked: people who join need the password."
         : "The room is unlocked: anyone with the link can join.", { ms: 4000 });
     }),
-    call.on("chat-sent", () => chat.markSent()),
+    call.on("chat-acked", ({ id }) => chat.markAcked(id)),
+    call.on("chat-failed", ({ id, text }) => chat.markFailed(id, text)),
     call.on("notice", (text) => toast(text, { ms: 6000 })),
     call.on("signaling", (state) => {
       sigStatus.hidden = state !== "reconnecting";

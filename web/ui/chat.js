@@ -6,11 +6,12 @@ const MAX_SHOWN = 500;
 
 export class ChatPanel {
   /**
-   * @param {(text: string) => boolean} send
+   * @param {(text: string) => boolean} send  also sends a "not sent" line again (Retry)
    * @param {(id: string) => string} nameOf  the current label of a peer id (mine: "self")
    */
   constructor({ send, toggleButton, nameOf }) {
     this.nameOf = nameOf;
+    this.send = send;
     this.panel = $("chat");
     this.log = $("chat-log");
     this.form = $("chat-form");
@@ -50,8 +51,8 @@ export class ChatPanel {
     window.dispatchEvent(new Event("resize"));
   }
 
-  /** Show a message ({from, text, at, mine}). */
-  add({ from, text, at, mine, queued = false }) {
+  /** Show a message ({from, text, at, mine, queued, id}). */
+  add({ from, text, at, mine, queued = false, id = null }) {
     const when = new Date((Number(at) || Date.now() / 1000) * 1000);
     const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const item = el("li", { className: mine ? "msg mine" : "msg" },
@@ -61,6 +62,7 @@ export class ChatPanel {
       el("p", { className: "text", text }),
       queued ? el("span", { className: "state", text: "not sent" }) : null);
     if (queued) item.classList.add("unsent");
+    if (mine && id) item.dataset.chatId = id;
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
     this.log.append(item);
     while (this.log.children.length > MAX_SHOWN) this.log.firstElementChild.remove();
@@ -78,12 +80,30 @@ export class ChatPanel {
     for (const who of this.log.querySelectorAll(".who[data-from]")) who.textContent = this._who(who.dataset.from);
   }
 
-  /** The socket is back and the queue went out: nothing is "not sent" any more. */
-  markSent() {
-    for (const item of this.log.querySelectorAll(".msg.unsent")) {
-      item.classList.remove("unsent");
-      item.querySelector(".state")?.remove();
-    }
+  _mine(id) {
+    return [...this.log.querySelectorAll(".msg.mine[data-chat-id]")].find((m) => m.dataset.chatId === id);
+  }
+
+  /** The server acknowledged my line `id`: it is no longer "not sent". */
+  markAcked(id) {
+    const item = this._mine(id);
+    if (!item) return;
+    item.classList.remove("unsent");
+    item.querySelector(".state")?.remove();
+  }
+
+  /** My line `id` could not be sent: say so for good, and offer to send it again. */
+  markFailed(id, text) {
+    const item = this._mine(id);
+    if (!item) return;
+    item.classList.add("unsent", "failed");
+    item.querySelector(".state")?.remove();
+    const retry = el("button", { type: "button", className: "retry", text: "Retry" });
+    retry.setAttribute("aria-label", `Send again: ${text}`);
+    retry.addEventListener("click", () => {
+      if (this.send(text)) item.remove();
+    });
+    item.append(el("span", { className: "state" }, "not sent ", retry));
   }
 
   _who(id) {

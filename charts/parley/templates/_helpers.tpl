@@ -276,6 +276,12 @@ The NATS and Redis URLs are the component's own (its own users), from the connec
   value: {{ .Values.config.logLevel | quote }}
 - name: PARLEY_OTEL_EXPORTER
   value: {{ .Values.config.otelExporter | quote }}
+{{- with .Values.config.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+{{- end }}
 - name: PARLEY_RETENTION_DAYS
   value: {{ .Values.config.retentionDays | quote }}
 {{- /* rooms (diagnostic address), signalling and metrics (per-address limits) read it */}}

@@ -39,6 +39,41 @@ common-networkpolicy.yaml; each component's policy then allows exactly its own t
 {{- end }}
 {{- end }}
 
+{{/* Egress rule to the OTLP collector (config.otlpEndpoint's port, 4318 by default), when traces are exported. */}}
+{{- define "parley.networkPolicy.otlpEgress" -}}
+{{- if eq .Values.config.otelExporter "otlp" }}
+{{- $url := .Values.config.otlpEndpoint | default "http://localhost:4318" }}
+{{- $parsed := urlParse $url }}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $parsed.host) | default (ternary "443" "80" (eq $parsed.scheme "https")) }}
+- ports:
+    - protocol: TCP
+      port: {{ atoi $port }}
+{{- end }}
+{{- end }}
+
+{{/* Egress rules to the external TURN servers' ports (rooms' health probe), UDP and TCP. */}}
+{{- define "parley.networkPolicy.externalTurnEgress" -}}
+{{- $ports := list }}
+{{- range .Values.rooms.externalTurn.servers }}
+{{- range splitList " " . }}
+{{- if . }}
+{{- $default := ternary "5349" "3478" (hasPrefix "turns:" .) }}
+{{- $port := regexReplaceAll "^[a-z]+:(\\[[^]]*\\]|[^:?]*)(:([0-9]+))?.*$" . "${3}" | default $default }}
+{{- $ports = append $ports (atoi $port) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with ($ports | uniq) }}
+- ports:
+    {{- range . }}
+    - protocol: UDP
+      port: {{ . }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Ingress rule: Prometheus scrapes the named port. Call with (dict "root" $ "port" "http"). */}}
 {{- define "parley.networkPolicy.fromPrometheus" -}}
 - from:
@@ -91,4 +126,8 @@ spec:
   egress:
     {{- include "parley.networkPolicy.natsEgress" .root | nindent 4 }}
     {{- include "parley.networkPolicy.redisEgress" .root | nindent 4 }}
+    {{- include "parley.networkPolicy.otlpEgress" .root | nindent 4 }}
+    {{- if eq .component "rooms" }}
+    {{- include "parley.networkPolicy.externalTurnEgress" .root | nindent 4 }}
+    {{- end }}
 {{- end }}

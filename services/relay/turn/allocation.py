@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from ..stun.attributes import Address
+from .meter import Meter, MeterLike
 
 PERMISSION_LIFETIME: Final[float] = 300.0
 CHANNEL_LIFETIME: Final[float] = 600.0
@@ -50,12 +51,8 @@ class Allocation:
     permissions: dict[str, float] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
     peer_channels: dict[Address, Channel] = field(default_factory=dict)
-    bw_tokens: float = 0.0
-    bw_stamp: float = 0.0
-    packets_out: int = 0
-    packets_in: int = 0
-    bytes_out: int = 0
-    bytes_in: int = 0
+    #: bandwidth bucket and relayed counters (shared with the compiled packet path).
+    meter: MeterLike = field(default_factory=lambda: Meter(0.0, 0.0))
 
     def permit(self, host: str, now: float, lifetime: float = PERMISSION_LIFETIME) -> None:
         """Install or refresh the permission for `host` (RFC 8656 §9)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..stun.attributes import Address
 from ..stun.constants import CHANNEL_MAX
@@ -35,6 +35,8 @@ class ServerConfig:
     max_permissions: int = 256
     #: 0x4FFF per RFC 8656 §12; 0x7FFF accepts RFC 5766 clients (e.g. coturn's uclient).
     channel_max: int = CHANNEL_MAX
+    #: hand packets between two allocations of this server over without the kernel.
+    local_delivery: bool = True
 
 
 class ToClient(NamedTuple):
@@ -68,6 +70,25 @@ class CloseRelay(NamedTuple):
 Output = ToClient | ToPeer | OpenRelay | CloseRelay
 
 
+class FastRoute(NamedTuple):
+    """Where ChannelData on one (UDP client, channel) may go without the core, until when.
+
+    The compiled packet path caches it: `local` hands the packet to the client `dest` with
+    the header rewritten to `channel` (B's channel to A's relayed address), charging both
+    meters; otherwise it sends the payload from `relayed` to the peer `dest`. A route stays
+    valid until `valid_until` (the first expiry among the permissions and channels it
+    relies on) or until the core's `generation` changes (an allocation came or went).
+    """
+
+    local: bool
+    relayed: Address
+    dest: Address
+    channel: int
+    valid_until: float
+    src: Any
+    dst: Any
+
+
 @dataclass(slots=True)
 class Stats:
     """Counters the shell exports as metrics and heartbeats (counts, never addresses)."""
@@ -78,4 +99,6 @@ class Stats:
     malformed: int = 0
     rate_limited: int = 0
     allocations_created: int = 0
+    #: packets handed from one allocation to another in process (not through the kernel).
+    local_delivered: int = 0
     errors: dict[int, int] = field(default_factory=dict)

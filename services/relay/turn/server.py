@@ -6,11 +6,20 @@ It owns no socket and reads no clock; the asyncio shell (`services.relay.worker`
 Allocate is two-step: the core answers `OpenRelay`, the shell binds a socket from its
 port range and reports back with `relay_opened` (or `relay_failed`), which yields the
 response. Hot paths (`channel_to_peer`, `peer_to_client`) return one output or None.
+
+In-process delivery (`ServerConfig.local_delivery`): when a client sends to a peer address
+that is another allocation's relayed address held by this same server, the packet is
+handed to that allocation here instead of crossing the kernel twice more (out of A's
+relayed socket, into B's). Every rule of the kernel path still applies, in the same order:
+A's permission and bandwidth (and, for a Send indication, the deny list), then B's
+permission for A's relayed IP and B's bandwidth; B gets ChannelData if it bound a channel
+to A's relayed address, else a Data indication whose XOR-PEER-ADDRESS is A's relayed address.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from ..stun.attributes import Address
@@ -28,6 +37,7 @@ from ..stun.errors import AttributeDecodeError, DecodeError
 from ..stun.message import Message, build_data_indication, is_stun, parse_message, serialize
 from .allocation import Allocation, Client
 from .auth import Authenticator, Identity
+from .meter import Meter, MeterLike
 from .errors import (
     AddressFamily,
     AllocationMismatch,
@@ -43,7 +53,16 @@ from .errors import (
     UnsupportedTransport,
     WrongCredentials,
 )
-from .outputs import CloseRelay, OpenRelay, Output, ServerConfig, Stats, ToClient, ToPeer
+from .outputs import (
+    CloseRelay,
+    FastRoute,
+    OpenRelay,
+    Output,
+    ServerConfig,
+    Stats,
+    ToClient,
+    ToPeer,
+)
 from .policy import PeerPolicy
 from .ratelimit import RateLimiter
 
@@ -72,6 +91,9 @@ class PortSet(Protocol):
     def __contains__(self, port: object) -> bool: ...
 
 
+MeterFactory = Callable[[float, float], MeterLike]
+
+
 @dataclass(slots=True)
 class _Pending:
     message: Message
@@ -84,7 +106,7 @@ class TurnServer:
 
     def __init__(
         self, config: ServerConfig, *, nonce_key: bytes | None = None,
-        live_ports: PortSet | None = None,
+        live_ports: PortSet | None = None, meter_factory: MeterFactory = Meter,
     ) -> None:
         """
         Args:
@@ -93,7 +115,10 @@ class TurnServer:
             live_ports: where this server records the relayed ports it holds; the shell
                 passes one set shared by all its workers, so that every worker lets its
                 clients reach any live relayed socket of the relay and nothing else of it.
+            meter_factory: makes each allocation's meter (rate, now): the Python `Meter`,
+                or the compiled one when the shell uses the compiled packet path.
         """
+        self.meter_factory = meter_factory
         self.config = config
         self.live_ports: PortSet = live_ports if live_ports is not None else set()
         self.auth = Authenticator(
@@ -117,6 +142,9 @@ class TurnServer:
         self._user_counts: dict[str, int] = {}
         self._txid = 0
         self._next_wake = 0.0
+        self._local = config.local_delivery
+        #: bumped when an allocation is created or deleted: cached `FastRoute`s are stale.
+        self.generation = 0
 
     # -- queries -------------------------------------------------------------------
     @property
@@ -170,8 +198,13 @@ class TurnServer:
         self.stats.dropped += 1
         return []
 
-    def channel_to_peer(self, client: Client, data: bytes, now: float) -> ToPeer | None:
-        """Hot path: ChannelData from a client to its bound peer (RFC 8656 §12.6)."""
+    def channel_to_peer(
+        self, client: Client, data: bytes, now: float
+    ) -> ToPeer | ToClient | None:
+        """Hot path: ChannelData from a client to its bound peer (RFC 8656 §12.6).
+
+        A `ToClient` when the peer is a relayed address of this server (in-process delivery).
+        """
         alloc = self._by_client.get(client)
         if alloc is None or len(data) < 4:
             self.stats.dropped += 1
@@ -186,11 +219,65 @@ class TurnServer:
         if expires is None or expires <= now or not self._spend(alloc, length, now):
             self.stats.dropped += 1
             return None
-        alloc.packets_out += 1
-        alloc.bytes_out += length
+        meter = alloc.meter
+        meter.packets_out += 1
+        meter.bytes_out += length
+        if self._local and peer in self._by_relayed:
+            self.stats.local_delivered += 1
+            return self.peer_to_client(peer, alloc.relayed, data[4 : 4 + length], now)
         return ToPeer(alloc.relayed, peer, data[4 : 4 + length])
 
-    def _handle_send(self, client: Client, message: Message, now: float) -> ToPeer | None:
+    def fast_route(self, client: Client, channel_number: int, now: float) -> FastRoute | None:
+        """The route ChannelData on `channel_number` from `client` takes now, for a cache.
+
+        Only the common case: a UDP client, a live channel and permission at A and, for an
+        allocation of this server, a UDP client B with a permission for A's relayed IP and a
+        channel bound to A's relayed address. Anything else stays on the Python path.
+        """
+        alloc = self._by_client.get(client)
+        if alloc is None or client.transport != "udp":
+            return None
+        channel = alloc.channels.get(channel_number)
+        if channel is None or channel.expires <= now:
+            return None
+        peer = channel.peer
+        perm = alloc.permissions.get(peer[0])
+        if perm is None or perm <= now:
+            return None
+        until = min(channel.expires, perm)
+        dest = self._by_relayed.get(peer) if self._local else None
+        if dest is None:
+            return FastRoute(False, alloc.relayed, peer, 0, until, alloc.meter, None)
+        if dest.client.transport != "udp":
+            return None
+        back = dest.peer_channels.get(alloc.relayed)
+        dperm = dest.permissions.get(alloc.relayed[0])
+        if back is None or back.expires <= now or dperm is None or dperm <= now:
+            return None
+        until = min(until, back.expires, dperm)
+        return FastRoute(
+            True, alloc.relayed, dest.client.address, back.number, until, alloc.meter, dest.meter
+        )
+
+    def fast_peer_route(self, relayed: Address, peer: Address, now: float) -> FastRoute | None:
+        """The route a datagram from `peer` on `relayed` takes now, for a cache: ChannelData
+        to a UDP client on the channel it bound to `peer`, while that and the permission live.
+        """
+        alloc = self._by_relayed.get(relayed)
+        if alloc is None or alloc.client.transport != "udp":
+            return None
+        perm = alloc.permissions.get(peer[0])
+        channel = alloc.peer_channels.get(peer)
+        if perm is None or perm <= now or channel is None or channel.expires <= now:
+            return None
+        until = min(perm, channel.expires)
+        return FastRoute(
+            False, relayed, alloc.client.address, channel.number, until, alloc.meter, None
+        )
+
+    def _handle_send(
+        self, client: Client, message: Message, now: float
+    ) -> ToPeer | ToClient | None:
         """A Send indication: relay DATA to XOR-PEER-ADDRESS if permitted (RFC 8656 §11.2)."""
         alloc = self._by_client.get(client)
         payload = message.attributes.get(Attr.DATA)
@@ -210,8 +297,12 @@ class TurnServer:
         ):
             self.stats.dropped += 1
             return None
-        alloc.packets_out += 1
-        alloc.bytes_out += len(payload)
+        meter = alloc.meter
+        meter.packets_out += 1
+        meter.bytes_out += len(payload)
+        if self._local and peer in self._by_relayed:
+            self.stats.local_delivered += 1
+            return self.peer_to_client(peer, alloc.relayed, payload, now)
         return ToPeer(alloc.relayed, peer, payload)
 
     def client_closed(self, client: Client, now: float) -> list[Output]:
@@ -232,8 +323,9 @@ class TurnServer:
         if expires is None or expires <= now or not self._spend(alloc, len(data), now):
             self.stats.dropped += 1
             return None
-        alloc.packets_in += 1
-        alloc.bytes_in += len(data)
+        meter = alloc.meter
+        meter.packets_in += 1
+        meter.bytes_in += len(data)
         channel = alloc.peer_channels.get(peer)
         if channel is not None and channel.expires > now:
             n = len(data)
@@ -256,7 +348,7 @@ class TurnServer:
         alloc = Allocation(
             client, relayed, ident.username, ident.key, ident.sha256,
             now + pending.lifetime, message.transaction_id, stream=client.transport != "udp",
-            bw_tokens=self.config.bandwidth, bw_stamp=now,
+            meter=self.meter_factory(self.config.bandwidth, now),
         )  # fmt: skip
         alloc.response = self._success(
             message,
@@ -269,6 +361,7 @@ class TurnServer:
         )
         self._by_client[client] = alloc
         self._by_relayed[relayed] = alloc
+        self.generation += 1
         self.live_ports.add(relayed[1])
         self._user_counts[ident.username] = self._user_counts.get(ident.username, 0) + 1
         self.stats.allocations_created += 1
@@ -443,40 +536,35 @@ class TurnServer:
         return [ToClient(client, self._success(message, {}, ident))]
 
     # -- helpers -------------------------------------------------------------------
-    def _spend(self, alloc: Allocation, size: int, now: float) -> bool:
+    @staticmethod
+    def _spend(alloc: Allocation, size: int, now: float) -> bool:
         """Per-allocation bandwidth cap: a token bucket of `bandwidth` bytes per second."""
-        rate = self.config.bandwidth
-        if rate <= 0:
-            return True
-        tokens = min(rate, alloc.bw_tokens + (now - alloc.bw_stamp) * rate)
-        alloc.bw_stamp = now
-        if tokens < size:
-            alloc.bw_tokens = tokens
-            return False
-        alloc.bw_tokens = tokens - size
-        return True
+        return alloc.meter.spend(size, now)
 
     def _delete(self, alloc: Allocation) -> list[Output]:
         if self._by_client.get(alloc.client) is not alloc:
             return []
         del self._by_client[alloc.client]
         del self._by_relayed[alloc.relayed]
+        self.generation += 1
         self.live_ports.discard(alloc.relayed[1])
         left = self._user_counts.get(alloc.username, 1) - 1
         if left > 0:
             self._user_counts[alloc.username] = left
         else:
             self._user_counts.pop(alloc.username, None)
-        self.stats.packets_relayed += alloc.packets_in + alloc.packets_out
-        self.stats.bytes_relayed += alloc.bytes_in + alloc.bytes_out
+        meter = alloc.meter
+        self.stats.packets_relayed += meter.packets_in + meter.packets_out
+        self.stats.bytes_relayed += meter.bytes_in + meter.bytes_out
         return [CloseRelay(alloc.relayed)]
 
     def relayed_totals(self) -> tuple[int, int]:
         """Packets and bytes relayed so far, live allocations included."""
         packets, size = self.stats.packets_relayed, self.stats.bytes_relayed
         for alloc in self._by_client.values():
-            packets += alloc.packets_in + alloc.packets_out
-            size += alloc.bytes_in + alloc.bytes_out
+            meter = alloc.meter
+            packets += meter.packets_in + meter.packets_out
+            size += meter.bytes_in + meter.bytes_out
         return packets, size
 
     def _success(self, request: Message, attrs: dict[Attr, Any], ident: Identity | None) -> bytes:

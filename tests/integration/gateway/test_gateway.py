@@ -192,14 +192,18 @@ async def test_gateway_head_too_large_431(rig: Rig) -> None:
 
 async def test_gateway_upstream_down_502() -> None:
     r = Rig()
-    await r.start(trusted=[], dead_metrics=True)
+    await r.start(trusted=[], dead_metrics=True, limits=Limits(restart_wait=0.3))
+    loop = asyncio.get_running_loop()
     try:
         async with httpx.AsyncClient(base_url=r.url) as c:
+            began = loop.time()
             down = await c.get("/beacon")
+            waited = loop.time() - began
             up = await c.get("/")
     finally:
         await r.stop()
     assert (down.status_code, down.text) == (502, "502 service unavailable\n")
+    assert waited >= 0.2  # it waited for a restart that did not come, then answered
     assert up.status_code == 200
 
 
@@ -246,3 +250,56 @@ def test_gateway_cli_bad_options_one_line(args: list[str], message: str) -> None
     done = subprocess.run([sys.executable, "-m", "services", "gateway", *args],
                           capture_output=True, text=True, timeout=60, check=False)
     assert (done.returncode, done.stderr.strip()) == (2, message)
+
+
+async def test_gateway_dead_upstream_passes_to_the_next() -> None:
+    """Two signalling replicas, one dead (killed, not back yet): every connection reaches
+    the live one instead of failing every other time."""
+    live = free_port()
+    server = await serve(ws_echo, "127.0.0.1", live)
+    table = RouteTable.ingress({"signaling": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{live}"],
+                                "rooms": [f"127.0.0.1:{free_port()}"]})
+    port = free_port()
+    gateway = await Gateway(table, trusted=[]).start("127.0.0.1", port)
+    try:
+        for _ in range(3):
+            async with connect(f"ws://127.0.0.1:{port}/ws",
+                               additional_headers={"Origin": "http://127.0.0.1"}) as ws:
+                await ws.send("hi")
+                assert (await asyncio.wait_for(ws.recv(), 5)).startswith("echo hi")
+    finally:
+        gateway.close()
+        server.close()
+
+
+async def test_gateway_every_upstream_refusing_waits_for_one_to_restart() -> None:
+    """The only signalling replica (or every one) is restarting: a websocket handshake that
+    arrives meanwhile is held and served as soon as the replica listens again, rather than
+    answered 502 (a bare 1006 for a browser, which then waits out its own backoff)."""
+    port, upstream = free_port(), free_port()
+    table = RouteTable.ingress({"signaling": [f"127.0.0.1:{upstream}"],
+                                "rooms": [f"127.0.0.1:{free_port()}"]})
+    gateway = await Gateway(table, trusted=[], limits=Limits(restart_wait=10.0)).start(
+        "127.0.0.1", port)
+    servers = []
+
+    async def restart_later() -> None:
+        await asyncio.sleep(0.5)
+        servers.append(await serve(ws_echo, "127.0.0.1", upstream))
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    back = asyncio.ensure_future(restart_later())
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10,
+                           additional_headers={"Origin": "http://127.0.0.1"}) as ws:
+            await ws.send("hi")
+            answer = await asyncio.wait_for(ws.recv(), 5)
+        took = loop.time() - began
+    finally:
+        await back
+        gateway.close()
+        for server in servers:
+            server.close()
+    assert str(answer).startswith("echo hi")
+    assert 0.5 <= took < 5.0

@@ -299,3 +299,51 @@ async def test_join_writes_one_encrypted_diagnostic_record(
     out = rooms_proc.output()
     assert room not in out and "127.0.0.1" not in out and "203.0.113.9" not in out
     assert json.dumps(room) not in out
+
+
+async def test_ice_refresh_moves_room_off_a_late_relay(client: httpx.AsyncClient,
+                                                       bus: NatsBus) -> None:
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"a{tag}", f"b{tag}"
+
+    async def beat(loads: dict[str, int]) -> None:
+        for rid, n in loads.items():
+            await bus.publish(subjects.relay_heartbeat(rid), heartbeat(rid, n))
+        await bus.flush()
+        await asyncio.sleep(0.3)
+
+    for _ in range(3):
+        await beat({a: 0, b: 50})
+    room = unique_room()
+    joined = (await client.post(f"/api/rooms/{room}/join")).json()
+    assert turn_host(joined) == f"relay-{a}.example"
+    token = joined["token"]
+    # a answers its beats: a member's failure is its own network; fresh credentials, same relay
+    fresh = await client.post(f"/api/rooms/{room}/ice", json={"token": token})
+    assert fresh.status_code == 200, fresh.text
+    assert turn_host(fresh.json()) == f"relay-{a}.example"
+    old = next(s for s in joined["ice_servers"] if "username" in s)
+    new = next(s for s in fresh.json()["ice_servers"] if "username" in s)
+    assert new["username"] != old["username"]
+    # a falls silent (killed): once it has missed its beats, a failing member moves the room
+    for _ in range(5):
+        await beat({b: 50})
+    moved = (await client.post(f"/api/rooms/{room}/ice", json={"token": token})).json()
+    assert turn_host(moved) == f"relay-{b}.example"
+    # and everyone in the room follows, joins included
+    assert turn_host((await client.post(f"/api/rooms/{room}/join")).json()) == f"relay-{b}.example"
+
+
+async def test_ice_refresh_refuses_strangers(client: httpx.AsyncClient) -> None:
+    room = unique_room()
+    joined = (await client.post(f"/api/rooms/{room}/join")).json()
+    bad = await client.post(f"/api/rooms/{room}/ice", json={"token": "x" * 40})
+    assert bad.status_code == 401
+    other = await client.post(f"/api/rooms/{unique_room()}/ice", json={"token": joined["token"]})
+    assert other.status_code == 403
+    huge = await client.post(f"/api/rooms/{room}/ice", json={"token": "x" * 5000})
+    assert huge.status_code == 422
+    left = await client.post(f"/api/rooms/{room}/leave", json={"token": joined["token"]})
+    assert left.status_code == 204
+    gone = await client.post(f"/api/rooms/{room}/ice", json={"token": joined["token"]})
+    assert gone.status_code == 410

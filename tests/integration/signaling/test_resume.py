@@ -149,3 +149,30 @@ async def test_socket_closed_4404_when_presence_lost(replicas: list[Replica],
     # as if another replica had reaped it while this one could not reach Redis
     await room.redis.delete(*RedisPresence.keys(room.key))
     assert await a.closed() == (4404, "session expired; join again")
+
+
+async def test_resume_welcome_carries_what_changed_meanwhile(replicas: list[Replica],
+                                                             room: Room) -> None:
+    """A resumed peer missed the broadcasts of its gap: its welcome has the room's state now
+    (media states, who is here, the lock), and a chat line with an id is acknowledged."""
+    from services.common.roomstate import RoomState
+
+    a = await join(replicas[0].ws, room)
+    b = await join(replicas[1].ws, room)
+    c = await join(replicas[1].ws, room)
+    assert a.welcome["locked"] is False
+    a.drop()
+    await b.send({"type": "media-state", "audio": False, "video": True, "screen": False})
+    await room.redis.hset(RoomState.meta_key(room.key), "locked", "1")  # rooms' lock
+    await c.send({"type": "leave"})
+    await b.recv_type("peer-left")
+    a2 = await resume(replicas[1].ws, room, a)
+    assert a2.welcome["locked"] is True
+    assert a2.welcome["peers"] == [{"peer_id": b.peer_id, "media": {
+        "audio": False, "video": True, "screen": False}}]
+    await a2.send({"type": "chat", "text": "back", "id": "line-1"})
+    assert await a2.recv_type("chat-ack") == {"type": "chat-ack", "id": "line-1"}
+    got = await b.recv_type("chat")
+    assert (got["id"], got["text"], got["from"]) == ("line-1", "back", a.peer_id)
+    for p in (a2, b):
+        await p.close()

@@ -49,7 +49,9 @@ def test_nats_grants_every_user_subscribes_to_its_own_inbox_only() -> None:
 def test_nats_grants_relay_id_limits_the_relay_to_its_own_subjects() -> None:
     relay = access.nats_grants(relay_id="r-1")["relay"]
     assert relay.publish == ("parley.relay.heartbeat.r-1",)
-    assert relay.subscribe == ("parley.relay.control.r-1", "_INBOX.relay.>")
+    # its own control requests and its own trace hints (from rooms), nothing else
+    assert relay.subscribe == ("parley.relay.control.r-1", "parley.relay.trace.r-1",
+                               "_INBOX.relay.>")
     assert access.nats_grants(relay_id="r-1")["operator"].publish == (
         "parley.relay.control.*", "parley.sfu.control.*")
 
@@ -125,3 +127,11 @@ def test_redact_url_hides_passwords_and_tokens() -> None:
     assert access.redact_url("nats://rooms:secret@h:1,nats://tok@i:2,nats://j:3") == \
         "nats://rooms:***@h:1,nats://***@i:2,nats://j:3"
     assert access.redact_url("redis://:pw@r:6379/0") == "redis://***@r:6379/0"
+
+
+def test_nats_grants_several_relay_ids_each_own_subjects() -> None:
+    relay = access.nats_grants(relay_id=["r-1", "r-2"])["relay"]
+    assert relay.publish == ("parley.relay.heartbeat.r-1", "parley.relay.heartbeat.r-2")
+    assert relay.subscribe == ("parley.relay.control.r-1", "parley.relay.control.r-2",
+                               "parley.relay.trace.r-1", "parley.relay.trace.r-2",
+                               "_INBOX.relay.>")

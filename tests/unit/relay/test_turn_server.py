@@ -459,6 +459,8 @@ def test_send_to_relay_ip_outside_port_range_dropped(server: TurnServer) -> None
     b.allocate()
     r, _ = a.request(Method.CREATE_PERMISSION, peers=[(RELAY_IP, 0)])
     assert error_code(r) is None
+    r, _ = b.request(Method.CREATE_PERMISSION, peers=[(RELAY_IP, 0)])
+    assert error_code(r) is None  # B lets A's relayed address in (in-process delivery checks it)
     # only a live relayed socket: not a port outside the range, nor a free one inside it
     for port, relayed in ((22, False), (50010, False), (50001, True)):
         send = Message(Method.SEND, Class.INDICATION, os.urandom(12), {Attr.DATA: b"x"},

@@ -298,3 +298,16 @@ def test_session_sfu_request_is_forwarded_only_once_joined() -> None:
     assert isinstance(eff, SfuForward)
     assert eff.request.subscribe == {"peer-b": 0}
     assert error_of(new_session().receive(frame, now=T0))["code"] == "not-joined"
+def test_session_chat_with_id_is_relayed_then_acknowledged() -> None:
+    s = joined_session()
+    publish, ack = s.receive('{"type":"chat","text":"hello","id":"c-1"}', now=T0 + 0.5)
+    assert isinstance(publish, Publish) and isinstance(ack, Send)
+    assert json.loads(publish.frame) == {"type": "chat", "from": "peer-a", "text": "hello",
+                                         "at": T0 + 0.5, "id": "c-1"}
+    assert json.loads(ack.frame) == {"type": "chat-ack", "id": "c-1"}
+
+
+def test_session_chat_bad_id_is_refused() -> None:
+    s = joined_session()
+    [eff] = s.receive('{"type":"chat","text":"hello","id":"no spaces"}', now=T0)
+    assert isinstance(eff, Send) and eff.error == "bad-message"

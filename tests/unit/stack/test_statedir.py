@@ -68,3 +68,13 @@ def test_load_config_invalid_one_line(tmp_path: Path, text: str, message: str) -
         load_config(path)
     assert "\n" not in str(info.value).strip() or "Traceback" not in str(info.value)
     assert os.fspath(path) in str(info.value)
+
+
+def test_load_config_relays(tmp_path: Path) -> None:
+    path = tmp_path / "parley.toml"
+    path.write_text("relays = 2\n")
+    assert load_config(path).relays == 2
+    assert load_config(None).relays == 1
+    path.write_text("relays = 0\n")
+    with pytest.raises(ServeConfigError, match="relays"):
+        load_config(path)

@@ -1,0 +1,1 @@
+"""Load benchmark: joins/s of the rooms API and websocket connects/s of signalling."""

@@ -1,0 +1,1 @@
+"""Soak benchmark: the dev stack under churning rooms for minutes; see `__main__`."""
