@@ -114,6 +114,8 @@ def dev(
     tls_key: TlsKey = None,
     relay_public_ip: RelayHost = None,
     relay_host: RelayListen = None,
+    sfus: Annotated[int, typer.Option(
+        min=0, max=4, help="SFU processes (rooms past PARLEY_MESH_MAX go through one).")] = 1,
     relay_port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Relay UDP/TCP port (default: a free one).")] = None,
     relay_tls_port: Annotated[int | None, typer.Option(
@@ -149,7 +151,7 @@ def dev(
         tls_cert=tls_cert, tls_key=tls_key, relay_public_host=relay_public_ip,
         relay_host=relay_host, relay_port=relay_port, relay_tls_port=relay_tls_port,
         exit_on_crash=exit_on_crash, external_turn=external_turn,
-        external_turn_secret=external_turn_secret,
+        external_turn_secret=external_turn_secret, sfus=sfus,
     )
 
 
@@ -193,6 +195,7 @@ def serve(
         relay_host=cfg.relay_host,
         relay_port=cfg.relay_port, relay_tls_port=cfg.relay_tls_port, keep_jetstream=True,
         extra_env=cfg.env, name="parley serve", exit_on_crash=exit_on_crash,
+        sfus=0,  # not yet: a server's SFU needs a fixed, opened UDP port (docs/sfu.md)
     )
 
 
@@ -208,6 +211,7 @@ def _register_optional(module: str, name: str) -> None:
 
 
 _register_optional("services.relay.cli", "relay")
+_register_optional("services.sfu.cli", "sfu")
 _register_optional("services.metrics.cli", "metrics")
 _register_optional("services.logpurge.cli", "logpurge")
 _register_optional("services.gateway.cli", "gateway")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import os
 import secrets
@@ -45,7 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from services.common.authinfra import CREDENTIALS_FILE, dev_child_env, start_dev
+from services.common.authinfra import (
+    CREDENTIALS_FILE,
+    MAX_DEV_SFUS,
+    dev_child_env,
+    start_dev,
+)
 from services.common.infra import (
     EmbeddedServer,
     InfraError,
@@ -168,6 +174,7 @@ class DevStack:
     signaling_replicas: int = 1
     relay: bool = True
     relays: int = 1  # relay processes, each with its own ports and relay id
+    sfus: int = 1  # SFU processes (0: none; rooms then stay mesh), at most MAX_DEV_SFUS
     force_relay: bool = False
     data_dir: Path | None = None
     public_url: str = ""
@@ -210,6 +217,8 @@ class DevStack:
             env["PARLEY_PUBLIC_URL"] = self.public_url
         if self.force_relay:
             env["PARLEY_FORCE_RELAY"] = "true"
+        if self.sfus:  # its SFUs beat every second: a dead one is noticed in 3 (failover)
+            env.setdefault("PARLEY_SFU_TTL", "3")
         return env
 
     def plan(self, nats: NatsServer, redis: RedisServer,
@@ -245,6 +254,9 @@ class DevStack:
                 name = "relay" if count == 1 else f"relay-{i + 1}"
                 children.append(self._relay_child(py, base, keys["PARLEY_TURN_SECRET"],
                                                   name=name, index=i))
+        if _has("services.sfu.cli"):
+            children += [self._sfu_child(py, base, i + 1)
+                         for i in range(min(self.sfus, MAX_DEV_SFUS))]
         if _has("services.logpurge.app"):
             service("logpurge", ["logpurge"], base, "/healthz")
         if _has("services.metrics.app"):
@@ -312,11 +324,41 @@ class DevStack:
                      "--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         low, high = relayed_range(listeners)
         argv += ["--ports", f"{low}-{high}"]
+        if self.sfus and _has("services.sfu.cli"):  # "always relay" reaches the SFUs
+            sfu_host = self._sfu_announced()
+            with contextlib.suppress(ValueError):
+                net = ipaddress.ip_network(sfu_host)
+                argv += ["--allow-peer", str(net)]
         env = dict(base, PARLEY_RELAY_SECRET=secret)
         if base.get("PARLEY_OTEL_EXPORTER"):  # the relay's settings have their own prefix
             env.setdefault("PARLEY_RELAY_OTEL_EXPORTER", base["PARLEY_OTEL_EXPORTER"])
         self._relay_ports.append(ports if name == "relay" else f"{name} {ports}")
         return Child(name, argv, env, f"http://{INTERNAL}:{http}/readyz", info=info)
+
+    def _listen_host(self) -> str:
+        host = self.relay_host or self.host
+        return INTERNAL if host == "localhost" else host
+
+    def _sfu_announced(self) -> str:
+        """The address SFUs put in their answers (and the relay lets peers reach)."""
+        host = self._listen_host()
+        if self.relay_public_host:
+            return self.relay_public_host
+        if host not in ("0.0.0.0", "::"):
+            return host
+        return next(iter(_outward_addresses()), INTERNAL)
+
+    def _sfu_child(self, py: list[str], base: dict[str, str], index: int) -> Child:
+        """An SFU: one UDP port on the relay's listening host (browsers reach it there, or
+        through the relay with "always relay"); its answers announce that address."""
+        listen_host = self._listen_host()
+        announced = self._sfu_announced()
+        udp = port_outside(INTERNAL, *RELAY_PORTS)
+        http = free_port(INTERNAL)
+        argv = [*py, "sfu", "--listen", f"{_bracket(listen_host)}:{udp}",
+                "--public-host", announced, "--http-host", INTERNAL, "--http-port", str(http),
+                "--heartbeat-interval", "1", "--drain-deadline", "5"]
+        return Child(f"sfu-{index}", argv, dict(base), f"http://{INTERNAL}:{http}/readyz")
 
     def _gateway_child(self, py: list[str], base: dict[str, str],
                        routes: dict[str, list[str]]) -> Child:
@@ -359,6 +401,22 @@ class DevStack:
         if not self._stop:
             raise DevStackError(f"rooms heard fewer than {count} relay heartbeats within "
                                 f"{READY_TIMEOUT:.0f}s (is NATS reachable from the relay?)")
+
+    def _wait_sfus_registered(self) -> None:
+        """Wait until rooms has heard an SFU's heartbeat, so a room can switch to it."""
+        rooms = next(c for c in self.children if c.name == "rooms")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not self._stop:
+            with (
+                contextlib.suppress(Exception),
+                urllib.request.urlopen(rooms.ready_url or "", timeout=1) as r,
+            ):
+                if json.load(r).get("sfus", 0) > 0:
+                    return
+            time.sleep(0.1)
+        if not self._stop:
+            raise DevStackError(f"rooms heard no SFU heartbeat within {READY_TIMEOUT:.0f}s "
+                                "(is NATS reachable from the SFU?)")
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = True
@@ -427,6 +485,8 @@ class DevStack:
                 self._wait_ready(child)
             if any(_is_relay(c.name) for c in self.children):
                 self._wait_relay_registered()
+            if any(c.name.startswith("sfu-") for c in self.children):
+                self._wait_sfus_registered()
             if not self._stop:
                 # the admin commands (parley logpurge ...) act as logpurge
                 state.write_run({"PARLEY_NATS_URL": servers.nats_url("logpurge"),

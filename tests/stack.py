@@ -80,16 +80,20 @@ def start_stack(*, signaling_replicas: int = 1, relay: bool = True, relays: int 
                 force_relay: bool = False,
                 env: dict[str, str] | None = None, extra: list[str] | None = None,
                 command: str = "dev", url: str | None = None,
-                data_dir: Path | None = None) -> Stack:
+                data_dir: Path | None = None, sfus: int = 0) -> Stack:
     """Start `parley dev` (or `serve`) on a free port, with a state dir of its own (a fresh
-    temp dir unless `data_dir` is given), and wait for its "running" line."""
+    temp dir unless `data_dir` is given), and wait for its "running" line.
+
+    `sfus`: SFU processes (`parley dev --sfus`); none by default, so that the tests of the
+    mesh keep the mesh's room capacity (an SFU raises it to PARLEY_SFU_ROOM_CAPACITY).
+    """
     port = free_port()
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="parley-e2e-state-"))
     argv = [sys.executable, "-m", "services", command, "--port", str(port),
             "--data-dir", str(data_dir)]
     if command == "dev":
         argv += ["--signaling-replicas", str(signaling_replicas),
-                 "--relay" if relay else "--no-relay"]
+                 "--relay" if relay else "--no-relay", "--sfus", str(sfus)]
         if relays != 1:
             argv += ["--relays", str(relays)]
     if force_relay:

@@ -86,6 +86,9 @@ export const lockRoom = (name, ownerKey, password) =>
 export const unlockRoom = (name, ownerKey) =>
   request("POST", `${roomPath(name)}/unlock`, { owner_key: ownerKey });
 
+/** POST /api/rooms/{name}/media: the room's media path and, on the SFU path, a ticket. */
+export const roomMedia = (name, token) => request("POST", `${roomPath(name)}/media`, { token });
+
 /** POST /api/rooms/{name}/leave; `keepalive` so it still goes out while the page unloads. */
 export const leaveRoom = (name, token) =>
   request("POST", `${roomPath(name)}/leave`, { token }, { keepalive: true });

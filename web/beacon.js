@@ -101,6 +101,7 @@ export function buildBeacon({ nonce, event, stage = null, pair = null, usage }) 
     mute_toggles: bucket.muteToggles(usage.muteToggles),
     camera_off: usage.cameraOff,
     always_relay: usage.alwaysRelay,
+    via_server: Boolean(usage.viaServer),
     duration: bucket.duration(usage.durationMs),
     peers: bucket.peers(usage.peers),
     ice_restarts: bucket.iceRestarts(usage.iceRestarts),
@@ -167,11 +168,14 @@ export class SessionBeacon {
   }
 
   _onState(id, state) {
+    if (this.call.mode === "sfu") this._viaServer = true;
     const entry = this._links.get(id);
     if (!entry || state !== "connected") return;
     entry.connected = true;
     // Sampled now, while the connection is up: at pagehide there is no time for getStats.
-    selectedPair(entry.link.pc).then((pair) => { if (pair) this._pair = pair; }, () => {});
+    const current = this.call.peers.get(id);
+    const pc = (current && current.link.pc) || entry.link.pc;
+    if (pc) selectedPair(pc).then((pair) => { if (pair) this._pair = pair; }, () => {});
   }
 
   _onMedia() {
@@ -186,7 +190,9 @@ export class SessionBeacon {
   async _checkConnected(id) {
     const entry = this._links.get(id);
     if (!entry || this.sent || this.call.ended) return;
-    const { pc } = entry.link;
+    const current = this.call.peers.get(id);
+    const pc = (current && current.link.pc) || entry.link.pc;
+    if (!pc) return;
     if (!entry.connected) {
       this._send("connect-failure", failureStage(pc));
       return;
@@ -223,7 +229,7 @@ export class SessionBeacon {
     if (this.sent) return;
     this.sent = true;
     if (this._mostPeers === 0 || !beaconsAllowed().ok) return;
-    const restarts = [...this._allLinks].reduce((n, link) => n + (link.iceRestarts || 0), 0);
+    const restarts = [...this._allLinks].reduce((n, link) => n + ((link && link.iceRestarts) || 0), 0);
     const beacon = buildBeacon({
       nonce: this.nonce,
       event,
@@ -234,6 +240,7 @@ export class SessionBeacon {
         muteToggles: this._muteToggles,
         cameraOff: this._cameraOff,
         alwaysRelay: this.call.rtcConfig.iceTransportPolicy === "relay",
+        viaServer: this._viaServer || this.call.mode === "sfu",
         durationMs: performance.now() - this._started,
         peers: this._mostPeers,
         iceRestarts: restarts,

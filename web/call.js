@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { Emitter } from "./events.js";
 import { PeerLink } from "./peer.js";
+import { SfuConnection, SfuPeerLink } from "./sfu.js";
 import { SignalingClient, SignalingError } from "./signaling.js";
 import { iceTransportPolicy } from "./settings.js";
 
@@ -16,6 +17,9 @@ const DEFAULT_MEDIA = Object.freeze({ audio: true, video: true, screen: false })
 // Signalling away this long (the socket keeps retrying meanwhile): the call is given up and
 // the page offers to rejoin, instead of "Reconnecting…" for ever.
 export const GIVE_UP_MS = 3 * 60 * 1000;
+// Between tries to reach the room's SFU (a new ticket from rooms each time): after a lost
+// SFU, rooms moves the room once the SFU's heartbeat is missed (docs/sfu.md, "Failover").
+const SFU_RETRY_MS = [500, 1000, 1000, 2000, 2000, 3000];
 // Fresh ICE servers fetched within this long serve every connection that asks again.
 const ICE_REFRESH_REUSE_MS = 900;
 const MAX_SEEN_CHAT = 1000; // chat line ids remembered to show each line once
@@ -86,6 +90,9 @@ export class Call extends Emitter {
     this.password = null;
     this.locked = false;
     this.ended = false;
+    this.mode = "mesh"; // or "sfu": through Parley's server (docs/sfu.md)
+    this.sfu = null; // the SfuConnection on the SFU path
+    this._sfuTries = 0;
     this._unsubscribe = [];
     this._offMedia = media.on("change", (tracks) => this._onLocalChange(tracks));
     this._iceRefresh = null; // {at, promise}: the last fetch of fresh ICE servers
@@ -130,10 +137,24 @@ export class Call extends Emitter {
     window.addEventListener("pagehide", this._onUnload);
   }
 
-  /** Live RTCPeerConnections by remote peer id (test hook, see window.parley). */
+  /** Live RTCPeerConnections by remote peer id (test hook, see window.parley); on the SFU
+   * path the one connection to the server, as `sfu`. */
   connections() {
+    if (this.mode === "sfu") return this.sfu ? { sfu: this.sfu.pc } : {};
     const out = {};
     for (const [id, { link }] of this.peers) out[id] = link.pc;
+    return out;
+  }
+
+  /** Per person, what reports their audio in getStats(): their connection (mesh), or on
+   * the SFU path their slot's audio receiver (the one connection carries everyone). */
+  audioSources() {
+    if (this.mode !== "sfu") return this.connections();
+    const out = {};
+    for (const [id, index] of this._slotOf || []) {
+      const slot = this.sfu && this.sfu.slots[index];
+      if (slot) out[id] = slot.audio.receiver;
+    }
     return out;
   }
 
@@ -233,6 +254,9 @@ export class Call extends Emitter {
     on("signal", ({ from, data }) => this._onSignal(from, data));
     on("media-state", (m) => this._onMediaState(m));
     on("room-state", ({ locked }) => this._setLocked(Boolean(locked)));
+    on("media-path", ({ path }) => { if (path === "sfu") this._askForSfu(); });
+    on("sfu", (msg) => this.sfu && this.sfu.onReply(msg));
+    on("error", (e) => { if (e && e.ref === "sfu" && this.sfu) this.sfu.onReply(e); });
     on("chat-ack", ({ id }) => {
       if (this._unacked.delete(id)) this.emit("chat-acked", { id });
     });
@@ -266,6 +290,9 @@ export class Call extends Emitter {
       for (const id of [...this.peers.keys()]) this._removePeer(id, "reset");
     }
     this.peerId = welcome.peer_id;
+    const media = this.info && this.info.media;
+    const toSfu = this.mode === "mesh" && media && media.path === "sfu";
+    if (toSfu) this.mode = "sfu"; // before the peers are added: no mesh links at all
     const present = new Set();
     for (const p of welcome.peers || []) {
       present.add(p.peer_id);
@@ -287,6 +314,122 @@ export class Call extends Emitter {
     this._sendMediaState();
     this._resendChat();
     this.emit("joined", { peerId: this.peerId, room: this.room, owner: this.isOwner });
+    if (toSfu) this._useSfu(media);
+    else if (this.mode === "sfu" && this.sfu) this._sfuSubscribe();
+    else this._checkMeshLimit();
+  }
+
+  // --- the SFU path ----------------------------------------------------------------------
+
+  /** More people than the mesh holds: ask rooms (it decides, and may switch the room). */
+  _checkMeshLimit() {
+    const media = this.info && this.info.media;
+    if (this.mode !== "mesh" || !media || this.ended) return;
+    if (this.peers.size + 1 > media.mesh_max) this._askForSfu();
+  }
+
+  async _askForSfu() {
+    if (this.ended || this._askingSfu || this.mode === "sfu") return;
+    this._askingSfu = true;
+    try {
+      const media = await api.roomMedia(this.room, this.info.token);
+      if (!this.ended && media && media.path === "sfu") this._useSfu(media);
+    } catch (err) {
+      console.warn("parley: media path", err);
+    } finally {
+      this._askingSfu = false;
+    }
+  }
+
+  /** Switch to (or reconnect) the SFU path with this ticket; mesh links are closed. */
+  async _useSfu(media) {
+    if (this.ended) return;
+    if (this.mode === "mesh") {
+      this.mode = "sfu";
+      for (const [id, peer] of this.peers) {
+        const old = peer.link;
+        this._bindLink(id, peer, new SfuPeerLink(id, null));
+        old.close(); // quietly: its events no longer reach the UI
+      }
+    }
+    if (!media.ticket) { // the room's SFU is gone and none is free yet: try again soon
+      this._retrySfu();
+      return;
+    }
+    const old = this.sfu;
+    const sfu = new SfuConnection({
+      config: this.rtcConfig,
+      slots: media.slots,
+      send: (msg) => this.signaling && this.signaling.send(msg),
+      tracks: { audio: this.media.audioTrack, video: this.media.videoTrack },
+    });
+    this.sfu = sfu;
+    if (old) old.close();
+    sfu.on("state", (state) => {
+      if (state === "connected") this._sfuTries = 0;
+      if (state === "failed" && this.sfu === sfu) this._retrySfu(true);
+    });
+    this._assignSlots();
+    for (const peer of this.peers.values()) {
+      if (peer.link instanceof SfuPeerLink) peer.link.attach(sfu);
+    }
+    try {
+      await sfu.start(media.ticket, this._slotMap());
+    } catch (err) {
+      console.warn("parley: SFU", err);
+      if (this.sfu === sfu) this._retrySfu(true);
+    }
+  }
+
+  /** Reconnect through rooms, which re-pins the room when its SFU is dead (failover). */
+  _retrySfu(now = false) {
+    if (this.ended || this._sfuRetry) return;
+    const wait = now && this._sfuTries === 0 ? 0 : SFU_RETRY_MS[Math.min(this._sfuTries, SFU_RETRY_MS.length - 1)];
+    this._sfuTries += 1;
+    this._sfuRetry = setTimeout(async () => {
+      this._sfuRetry = null;
+      try {
+        const media = await api.roomMedia(this.room, this.info.token);
+        if (media && media.path === "sfu") await this._useSfu(media);
+      } catch (err) {
+        console.warn("parley: SFU failover", err);
+        this._retrySfu();
+      }
+    }, wait);
+  }
+
+  /** Give each person a receive slot (keeping the ones they have). */
+  _assignSlots() {
+    const sfu = this.sfu;
+    if (!sfu) return;
+    const wanted = new Set(this.peers.keys());
+    const kept = this._slotOf || new Map();
+    const next = new Map();
+    for (const [id, index] of kept) if (wanted.has(id) && index < sfu.slots.length) next.set(id, index);
+    const used = new Set(next.values());
+    let free = 0;
+    for (const id of wanted) {
+      if (next.has(id)) continue;
+      while (used.has(free)) free += 1;
+      if (free >= sfu.slots.length) break; // more people than slots: rooms' capacity prevents it
+      next.set(id, free);
+      used.add(free);
+    }
+    this._slotOf = next;
+    sfu.slots.forEach((_, i) => {
+      const id = [...next].find(([, index]) => index === i);
+      sfu.setSlot(i, id ? id[0] : null);
+    });
+  }
+
+  _slotMap() {
+    return Object.fromEntries(this._slotOf || []);
+  }
+
+  _sfuSubscribe() {
+    if (!this.sfu) return;
+    this._assignSlots();
+    this.sfu.subscribe(this._slotMap()).catch((err) => console.warn("parley: SFU slots", err));
   }
 
   async _onSignalingClosed(err) {
@@ -311,7 +454,7 @@ export class Call extends Emitter {
   }
 
   _onSignal(from, data) {
-    if (!data || typeof data !== "object") return;
+    if (!data || typeof data !== "object" || this.mode === "sfu") return;
     let peer = this.peers.get(from);
     // A signal can overtake peer-joined when the two come through different replicas.
     if (!peer) peer = this._addPeer(from, DEFAULT_MEDIA);
@@ -367,7 +510,7 @@ export class Call extends Emitter {
       this._setPeerMedia(id, media);
       return existing;
     }
-    const link = new PeerLink({
+    const link = this.mode === "sfu" ? new SfuPeerLink(id, null) : new PeerLink({
       localId: this.peerId,
       remoteId: id,
       config: this.rtcConfig,
@@ -376,13 +519,28 @@ export class Call extends Emitter {
       initiator,
       refreshIce: () => this.refreshIce(),
     });
-    const peer = { link, media: { ...media }, name: "" };
+    const peer = { link, media: { ...media }, name: "" }; // the link is there for "peer-added"
     this.peers.set(id, peer);
     this.emit("peer-added", { id, media: peer.media });
-    link.on("track", (stream) => this.emit("peer-stream", { id, stream }));
-    link.on("state", (state) => this.emit("peer-state", { id, state }));
-    this.emit("peer-state", { id, state: link.state });
+    this._bindLink(id, peer, link);
+    if (this.mode === "sfu") {
+      this._sfuSubscribe();
+      link.attach(this.sfu);
+    } else {
+      this._checkMeshLimit();
+    }
     return peer;
+  }
+
+  /** Make `link` the peer's connection: its tracks and states go to the UI. */
+  _bindLink(id, peer, link) {
+    if (peer.offs) for (const off of peer.offs) off();
+    peer.link = link;
+    peer.offs = [
+      link.on("track", (stream) => this.emit("peer-stream", { id, stream })),
+      link.on("state", (state) => this.emit("peer-state", { id, state })),
+    ];
+    this.emit("peer-state", { id, state: link.state });
   }
 
   _removePeer(id, reason) {
@@ -391,6 +549,7 @@ export class Call extends Emitter {
     this.peers.delete(id);
     peer.link.close();
     this.emit("peer-removed", { id, reason });
+    if (this.mode === "sfu" && !this.ended) this._sfuSubscribe();
   }
 
   _setPeerMedia(id, media) {
@@ -402,6 +561,10 @@ export class Call extends Emitter {
 
   _onLocalChange({ audio, video }) {
     if (this.ended) return;
+    if (this.sfu) {
+      this.sfu.setTrack("audio", audio).catch((e) => console.warn("parley: audio track", e));
+      this.sfu.setTrack("video", video).catch((e) => console.warn("parley: video track", e));
+    }
     for (const { link } of this.peers.values()) {
       link.setTrack("audio", audio).catch((e) => console.warn("parley: audio track", e));
       link.setTrack("video", video).catch((e) => console.warn("parley: video track", e));
@@ -416,7 +579,9 @@ export class Call extends Emitter {
     if (this._onUnload) window.removeEventListener("pagehide", this._onUnload);
     for (const off of this._unsubscribe.splice(0)) off();
     this._offMedia();
+    clearTimeout(this._sfuRetry);
     if (this.signaling) this.signaling.close();
+    if (this.sfu) this.sfu.close();
     // "ended": the call is over for me; the others did not leave (no "X left." for them).
     for (const id of [...this.peers.keys()]) this._removePeer(id, "ended");
     this.media.stop();

@@ -19,6 +19,7 @@ function rms(analyser, buffer) {
 }
 
 /** Remote audio level of one RTCPeerConnection (0..1), or 0 if none yet. */
+/** The loudest inbound audio of `pc` (an RTCPeerConnection, or one RTCRtpReceiver). */
 async function remoteLevel(pc) {
   let level = 0;
   (await pc.getStats()).forEach((s) => {
@@ -97,7 +98,8 @@ export class SpeakerWatch {
       }
     }
     if (muted) levels.delete("self"); // no ring for what nobody hears
-    await Promise.all(Object.entries(this.call.connections()).map(async ([id, pc]) => {
+    const sources = this.call.audioSources ? this.call.audioSources() : this.call.connections();
+    await Promise.all(Object.entries(sources).map(async ([id, pc]) => {
       try {
         levels.set(id, await remoteLevel(pc));
       } catch {

@@ -23,6 +23,16 @@ from services.common.access import (
 from services.common.infra import NatsServer, RedisServer
 
 DEV_RELAY_ID: Final[str] = "dev-relay"
+MAX_DEV_SFUS: Final[int] = 4
+
+
+def dev_sfu_id(child: str) -> str:
+    """The SFU id of a `parley dev` child (`sfu-2` -> `dev-sfu-2`)."""
+    return f"dev-{child}"
+
+
+DEV_SFU_IDS: Final[tuple[str, ...]] = tuple(
+    dev_sfu_id(f"sfu-{i}") for i in range(1, MAX_DEV_SFUS + 1))
 
 
 def dev_relay_id(child: str) -> str:
@@ -78,6 +88,7 @@ class SecuredServers:
 
 
 def start_secured(*, relay_id: str | Sequence[str] | None = None,
+                  sfu_ids: tuple[str, ...] = (),
                   credentials: Credentials | None = None, store_dir: Path | None = None,
                   workdir: Path | None = None,
                   die_with_parent: bool = False) -> SecuredServers:
@@ -91,7 +102,8 @@ def start_secured(*, relay_id: str | Sequence[str] | None = None,
         InfraError: a server could not be found or started.
     """
     creds = credentials or Credentials.generate()
-    nats = NatsServer(config=render_nats_authorization(relay_id=relay_id, admin=creds.admin),
+    nats = NatsServer(config=render_nats_authorization(relay_id=relay_id, sfu_ids=sfu_ids,
+                                                            admin=creds.admin),
                       env=creds.nats_server_env(), store_dir=store_dir,
                       workdir=None if workdir is None else workdir / "nats",
                       die_with_parent=die_with_parent).start()
@@ -117,11 +129,15 @@ def dev_child_env(servers: SecuredServers, child: str,
     """
     service = child.split("-", 1)[0]
     out = {k: v for k, v in env.items()
-           if k not in ("PARLEY_NATS_URL", "PARLEY_REDIS_URL", "PARLEY_RELAY_NATS_URL")}
+           if k not in ("PARLEY_NATS_URL", "PARLEY_REDIS_URL", "PARLEY_RELAY_NATS_URL",
+                        "PARLEY_SFU_NATS_URL")}
     own = servers.service_env(service)
     if service == "relay":
         out.update(PARLEY_RELAY_NATS_URL=own["PARLEY_NATS_URL"],
                    PARLEY_RELAY_RELAY_ID=dev_relay_id(child))
+        return out
+    if service == "sfu":
+        out.update(PARLEY_SFU_NATS_URL=own["PARLEY_NATS_URL"], PARLEY_SFU_ID=dev_sfu_id(child))
         return out
     if service == "rooms":
         out["PARLEY_DIAG_CREATE"] = "false"
@@ -137,7 +153,8 @@ def start_dev(*, store_dir: Path | None = None, workdir: Path | None = None,
     children (`relay`, or `relay-1` … `relay-N`) the relay user may speak for."""
     ids = [dev_relay_id("relay")] if relays <= 1 else [
         dev_relay_id(f"relay-{i + 1}") for i in range(relays)]
-    servers = start_secured(relay_id=ids, credentials=Credentials.generate(admin=True),
+    servers = start_secured(relay_id=ids, sfu_ids=DEV_SFU_IDS,
+                            credentials=Credentials.generate(admin=True),
                             store_dir=store_dir, workdir=workdir, die_with_parent=True)
     servers.write_credentials()
     return servers

@@ -122,6 +122,21 @@ class NatsBus:
     async def flush(self, timeout: int = 2) -> None:  # noqa: ASYNC109 - nats.py API
         await self.nc.flush(timeout=timeout)
 
+    async def request(self, subject: str, data: bytes, *,
+                      timeout: float) -> bytes:  # noqa: ASYNC109 - nats.py API
+        """One request/reply (the reply comes to this user's own inbox prefix).
+
+        Raises:
+            TimeoutError: no answer within `timeout` seconds (nats' own timeout, mapped).
+        """
+        try:
+            msg = await self.nc.request(subject, data, timeout=timeout, headers=inject_headers())
+        except nats.errors.TimeoutError as exc:
+            raise TimeoutError("no reply") from exc
+        except nats.errors.NoRespondersError as exc:
+            raise TimeoutError("no responder") from exc
+        return bytes(msg.data)
+
     async def close(self) -> None:
         """Drain subscriptions and pending publishes, then close."""
         if self.nc.is_closed:

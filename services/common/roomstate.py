@@ -57,7 +57,7 @@ if redis.call('ZCARD', members) == 0 then
   end
   -- an empty room starts afresh: the next peer owns it and any old lock is gone
   redis.call('HSET', meta, 'owner', owner_hash, 'owner_peer', peer, 'locked', '0')
-  redis.call('HDEL', meta, 'pw', 'owner_here')
+  redis.call('HDEL', meta, 'pw', 'owner_here', 'path', 'sfu')
   owner = 1
 elseif redis.call('HGET', meta, 'locked') == '1' and redis.call('HGET', meta, 'pw') ~= pw then
   return {-2, 0}
@@ -363,3 +363,24 @@ class RoomState:
         """
         return str(await self.redis.eval(
             script, 1, self.meta_key(rk), relay_id, replace or "", ROOM_IDLE_TTL))
+
+    async def media(self, rk: str) -> tuple[str | None, str | None]:
+        """The room's media path (`sfu` once switched, else None) and its pinned SFU."""
+        path, sfu = await self.redis.hmget(self.meta_key(rk), ["path", "sfu"])
+        return (None if path is None else str(path), None if sfu is None else str(sfu))
+
+    async def pin_sfu(self, rk: str, sfu_id: str, *, replace: str | None) -> str:
+        """Move the room to the SFU path on `sfu_id`, unless another replica pinned a
+        different live one first (`replace` is the dead one it may take over from)."""
+        script = """
+        local cur = redis.call('HGET', KEYS[1], 'sfu')
+        if cur == false or cur == ARGV[2] then
+          redis.call('HSET', KEYS[1], 'sfu', ARGV[1], 'path', 'sfu')
+          redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+          return ARGV[1]
+        end
+        redis.call('HSET', KEYS[1], 'path', 'sfu')
+        return cur
+        """
+        return str(await self.redis.eval(
+            script, 1, self.meta_key(rk), sfu_id, replace or "", ROOM_IDLE_TTL))

@@ -97,3 +97,51 @@ def verify_join_token(
         )
     except KeyError as exc:
         raise TokenError(f"token lacks claim {exc}") from exc
+
+
+SFU_AUDIENCE: Final[str] = "parley-sfu-ticket"
+
+
+@dataclass(frozen=True, slots=True)
+class SfuTicket:
+    """What an SFU ticket asserts: this peer of this room may talk to this SFU."""
+
+    room_key: str
+    peer_id: str
+    sfu_id: str
+
+
+def issue_sfu_ticket(key: str, *, room_key: str, peer_id: str, sfu_id: str,
+                     ttl: int = DEFAULT_TTL_SECONDS, now: float | None = None) -> str:
+    """Sign a ticket rooms hands out with a room's SFU (docs/sfu.md): signalling forwards
+    the page's offer to `sfu_id` only with one, for the same room and peer."""
+    iat = int(time.time() if now is None else now)
+    payload = {"iss": ISSUER, "aud": SFU_AUDIENCE, "iat": iat, "exp": iat + ttl,
+               "rk": room_key, "sub": peer_id, "sfu": sfu_id}
+    return jwt.encode(payload, key, algorithm=ALGORITHM)
+
+
+def verify_sfu_ticket(key: str, ticket: str, *, now: float | None = None) -> SfuTicket:
+    """Check an SFU ticket (signature, audience, expiry).
+
+    Raises:
+        TokenExpired: expired.
+        TokenError: anything else is wrong with it.
+    """
+    if not ticket or len(ticket) > MAX_TOKEN_LENGTH:
+        raise TokenError("ticket missing or too long")
+    options: Any = {"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": now is None}
+    try:
+        claims = jwt.decode(ticket, key, algorithms=[ALGORITHM], audience=SFU_AUDIENCE,
+                            issuer=ISSUER, options=options)
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenExpired("ticket expired") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError(f"invalid ticket: {exc}") from exc
+    if now is not None and int(claims["exp"]) <= now:
+        raise TokenExpired("ticket expired")
+    try:
+        return SfuTicket(room_key=str(claims["rk"]), peer_id=str(claims["sub"]),
+                         sfu_id=str(claims["sfu"]))
+    except KeyError as exc:
+        raise TokenError(f"ticket lacks claim {exc}") from exc

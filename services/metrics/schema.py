@@ -79,6 +79,9 @@ class Beacon(BaseModel):
     always_relay: bool = Field(
         default=False, description="The call was forced through the relay (TURN only)."
     )
+    via_server: bool = Field(
+        default=False, description="The call went through Parley's SFU (not peer to peer)."
+    )
     duration: Duration = Field(
         default="<1m", description="Session length, coarse: <1m, 1-5m, 5-15m, 15-60m, 60m+."
     )
@@ -126,6 +129,7 @@ class BeaconRecord(BaseModel):
     mute_toggles: MuteToggles = "0"
     camera_off: bool = False
     always_relay: bool = False
+    via_server: bool = False
     duration: Duration = "<1m"
     peers: Peers = "1"
     ice_restarts: IceRestarts = "0"

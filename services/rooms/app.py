@@ -28,10 +28,11 @@ from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
 from services.common.securitytxt import security_txt_router
 from services.common.telemetry import setup_tracing
-from services.rooms.bus import follow_relays
+from services.rooms.bus import follow_relays, follow_sfus
 from services.rooms.guard import ApiGuard
 from services.rooms.relays import RelayRegistry
 from services.rooms.relaystats import RelayRegistryCollector
+from services.rooms.sfus import SfuRegistry
 from services.rooms.errorpages import html_or_json_error
 from services.rooms.routes import RECOVERING, WEB_CSP, api_router, web_router
 from services.rooms.settings import RoomsSettings
@@ -53,6 +54,7 @@ class RoomsContext:
     redis: aioredis.Redis
     rooms: RoomState
     relays: RelayRegistry
+    sfus: SfuRegistry
     diag: DiagOutbox
     limiter: RateLimiter
     web_dir: Path
@@ -97,6 +99,8 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
             stack.callback(retry.cancel)
             registry = RelayRegistry(ttl=settings.relay_ttl)
             await follow_relays(bus, registry)
+            sfus = SfuRegistry(ttl=settings.sfu_ttl)
+            await follow_sfus(bus, sfus)
             collector = RelayRegistryCollector(registry)
             REGISTRY.register(collector)
             stack.callback(REGISTRY.unregister, collector)
@@ -114,7 +118,7 @@ def create_app(settings: RoomsSettings | None = None) -> FastAPI:
                 await rooms.sync_epoch()
             app.state.ctx = RoomsContext(
                 settings=settings, token_key=token_key, hash_key=hash_key, bus=bus,
-                redis=redis, rooms=rooms, relays=registry, diag=outbox,
+                redis=redis, rooms=rooms, relays=registry, sfus=sfus, diag=outbox,
                 limiter=RateLimiter(rate=settings.join_rate, burst=settings.join_burst),
                 web_dir=web_dir,
                 turn_secret=SecretSource(

@@ -12,13 +12,16 @@ from services.common import subjects
 from services.common.bus import Envelope, NatsBus
 from services.common.credentials import username_digest
 from services.common.messages import (
+    MediaPathEvent,
     MembershipEvent,
     RelayHeartbeat,
     RoomLockEvent,
+    SfuHeartbeat,
     TurnTraceHint,
 )
 from services.common.telemetry import recording
 from services.rooms.relays import RelayRegistry
+from services.rooms.sfus import SfuRegistry
 
 log = logging.getLogger(__name__)
 MAX_HEARTBEAT_BYTES = 4096
@@ -64,6 +67,30 @@ async def announce_lock(bus: NatsBus, rk: str, *, locked: bool) -> None:
         log.warning("lock event not published: %s", type(exc).__name__)
 
 
+async def follow_sfus(bus: NatsBus, registry: SfuRegistry) -> object:
+    """Subscribe to every SFU's heartbeats; malformed ones are dropped."""
+
+    async def on_heartbeat(env: Envelope) -> None:
+        if len(env.data) > MAX_HEARTBEAT_BYTES:
+            return
+        try:
+            hb = SfuHeartbeat.model_validate_json(env.data)
+        except ValidationError:
+            log.debug("dropped a malformed SFU heartbeat")
+            return
+        registry.observe(hb, now=time.time())
+
+    return await bus.subscribe(subjects.SFU_HEARTBEATS, on_heartbeat)
+
+
+async def announce_media_path(bus: NatsBus, rk: str) -> None:
+    """Tell signalling the room moved to the SFU, so every member's page switches (best
+    effort: pages also switch on their own when they count more than the mesh limit)."""
+    data = MediaPathEvent(path="sfu").model_dump_json().encode()
+    try:
+        await bus.publish(subjects.room_members(rk), data)
+    except Exception as exc:
+        log.warning("media-path event not published: %s", type(exc).__name__)
 async def hint_relay_trace(bus: NatsBus, relay_id: str, username: str) -> None:
     """Tell the relay which trace the allocations of this credential continue (the join's,
     in the message's traceparent header); only while that trace is recorded. Best effort."""

@@ -21,9 +21,20 @@ from services.common.hashing import ip_key, room_key
 from services.common.publicurl import hostname, page_url, relay_host, websocket_url
 from services.common.roomnames import RoomNameError, normalize, random_name
 from services.common.roomstate import NotOwner, OwnerAbsent, Recovering, RoomFull, RoomLocked
-from services.common.tokens import TokenError, issue_join_token, verify_join_token
-from services.rooms.bus import announce_lock, announce_membership, hint_relay_trace
+from services.common.tokens import (
+    TokenError,
+    issue_join_token,
+    issue_sfu_ticket,
+    verify_join_token,
+)
+from services.rooms.bus import (
+    announce_lock,
+    announce_media_path,
+    announce_membership,
+    hint_relay_trace,
+)
 from services.rooms.relays import ice_servers_for
+from services.rooms.sfus import TICKET_TTL, wants_sfu
 from services.rooms.turnservers import ice_entries
 
 log = logging.getLogger(__name__)
@@ -80,6 +91,18 @@ class LeaveRequest(_Body):
     token: str = Field(min_length=1, max_length=2048)
 
 
+class MediaRequest(_Body):
+    token: str = Field(min_length=1, max_length=2048)
+
+
+class MediaInfo(BaseModel):
+    """How this page's media goes (docs/sfu.md): a mesh, or through the room's SFU with a
+    ticket signalling accepts and `slots` receive slots."""
+
+    path: Literal["mesh", "sfu"]
+    mesh_max: int
+    ticket: str | None = None
+    slots: int = 0
 class IceRequest(_Body):
     token: str = Field(min_length=1, max_length=2048, description=(
         "The join token of this peer (expired is fine: calls outlast tokens)."))
@@ -106,6 +129,7 @@ class JoinResponse(BaseModel):
     room: RoomInfo
     owner_key: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    media: MediaInfo | None = None
 
 
 class CreatedRoom(BaseModel):
@@ -187,8 +211,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["redis"] = False
     ok = all(checks.values())
     relays = len(ctx.relays.live(now=time.time()))
+    sfus = ctx.sfus.counts(now=time.time())["usable"]
     extra = {"turn_servers_up": len(ctx.turn_health.up())} if ctx.turn_health.servers else {}
-    return JSONResponse({"ready": ok, **checks, "relays": relays, **extra},
+    return JSONResponse({"ready": ok, **checks, "relays": relays, "sfus": sfus, **extra},
                         status_code=200 if ok else 503)
 
 
@@ -234,9 +259,10 @@ async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinRe
     rk = room_key(ctx.hash_key, room)
     now = time.time()
     peer_id = secrets.token_urlsafe(9)
+    capacity = await _capacity(ctx, rk, now)
     try:
         joined = await ctx.rooms.join(
-            rk, peer_id, capacity=s.room_capacity, now=now,
+            rk, peer_id, capacity=capacity, now=now,
             password=body.password if body else None,
             owner_key=body.owner_key if body else None,
         )
@@ -262,15 +288,70 @@ async def _join(name: str, request: Request, body: JoinRequest | None) -> JoinRe
     except Exception:
         DIAG_FAILURES.inc()
         log.warning("diagnostic record could not be written")
+    media = await _media_for(ctx, rk, peer_id, members=joined.members, now=now)
     JOINS.labels("ok").inc()
     return JoinResponse(
         peer_id=peer_id, token=token, signaling_url=_signaling_url(request),
         ice_servers=ice_servers,
         ice_transport_policy="relay" if s.force_relay else "all",
-        room=RoomInfo(name=room, capacity=s.room_capacity,
+        room=RoomInfo(name=room, capacity=capacity,
                       locked=await ctx.rooms.is_locked(rk)),
-        owner_key=joined.owner_key, warnings=warnings,
+        owner_key=joined.owner_key, warnings=warnings, media=media,
     )
+
+
+async def _capacity(ctx: Any, rk: str, now: float) -> int:
+    """The SFU's room capacity when the room is or can go through an SFU, else the mesh's."""
+    s = ctx.settings
+    path, _ = await ctx.rooms.media(rk)
+    if path == "sfu" or ctx.sfus.pick(now=now) is not None:
+        return max(int(s.room_capacity), int(s.sfu_room_capacity))
+    return int(s.room_capacity)
+
+
+async def _media_for(ctx: Any, rk: str, peer_id: str, *, members: int,
+                     now: float) -> MediaInfo:
+    """The room's media path for this peer; switches the room to an SFU when it grows past
+    the mesh limit, and re-pins it when its SFU is dead (failover)."""
+    s = ctx.settings
+    path, pinned = await ctx.rooms.media(rk)
+    if not wants_sfu(members=members, mesh_max=s.mesh_max, current=path):
+        return MediaInfo(path="mesh", mesh_max=s.mesh_max)
+    sfu_id = pinned if pinned and ctx.sfus.alive(pinned, now=now) else None
+    if sfu_id is None:
+        pick = ctx.sfus.pick(now=now)
+        if pick is None:  # no SFU: a new room stays mesh; an SFU room waits for one
+            if path == "sfu":
+                return MediaInfo(path="sfu", mesh_max=s.mesh_max,
+                                 slots=s.sfu_room_capacity - 1)
+            return MediaInfo(path="mesh", mesh_max=s.mesh_max)
+        sfu_id = await ctx.rooms.pin_sfu(rk, pick.sfu_id, replace=pinned)
+        if path != "sfu":
+            await announce_media_path(ctx.bus, rk)
+    ticket = issue_sfu_ticket(ctx.token_key, room_key=rk, peer_id=peer_id, sfu_id=sfu_id,
+                              ttl=TICKET_TTL, now=now)
+    return MediaInfo(path="sfu", mesh_max=s.mesh_max, ticket=ticket,
+                     slots=s.sfu_room_capacity - 1)
+
+
+@api_router.post("/api/rooms/{name}/media")
+async def room_media(name: str, body: MediaRequest, request: Request) -> MediaInfo:
+    """A member's media path and SFU ticket: after a `media-path` switch, and on failover."""
+    ctx = _ctx(request)
+    _rate_limit(request, _client(request))
+    rk = room_key(ctx.hash_key, _room(name))
+    try:
+        claims = verify_join_token(ctx.token_key, body.token, allow_expired=True)
+    except TokenError:
+        raise HTTPException(status_code=401, detail="invalid token") from None
+    if claims.room_key != rk:
+        raise HTTPException(status_code=403, detail="token is for another room")
+    now = time.time()
+    members = await ctx.rooms.members(rk, now=now)
+    if claims.peer_id not in members:
+        raise HTTPException(status_code=403, detail="not a member of this room")
+    return await _media_for(ctx, rk, claims.peer_id, members=len(members), now=now)
+
 
 
 async def _ice_servers(request: Request, rk: str, ip: str, now: float, *,

@@ -46,6 +46,15 @@ class RoomsSettings(ParleySettings):
         default=6 * 3600, ge=60, le=7 * 86400, description="Lifetime of TURN credentials (s)."
     )
     room_capacity: int = Field(default=6, ge=1, le=50, description="Peers per room (full mesh).")
+    mesh_max: int = Field(
+        default=4, ge=0, le=50,
+        description="A room with more people than this goes through the SFU; 0 = always "
+        "(docs/sfu.md). Only while an SFU is live; else rooms stay mesh.")
+    sfu_room_capacity: int = Field(
+        default=20, ge=2, le=50, description="People per room through the SFU.")
+    sfu_ttl: float = Field(
+        default=10.0, ge=1, le=300,
+        description="An SFU whose last heartbeat is older than this (s) is dead.")
     join_token_ttl: int = Field(default=120, ge=10, le=3600, description="Join token life (s).")
     join_grace: float = Field(
         default=15.0, ge=1, le=600,

@@ -105,7 +105,8 @@ def create_app(settings: SignalingSettings | None = None) -> FastAPI:
             stack.push_async_callback(bus.close)
             redis = redisclient.connect(cfg.redis_url, max_connections=REDIS_POOL_SIZE)
             stack.push_async_callback(redis.aclose)
-            node = Node(settings=cfg, token_key=token_key, bus=bus, redis=redis)
+            node = Node(settings=cfg, token_key=token_key, bus=bus, redis=redis,
+                        sfu_request=bus.request)
             tune_gc()
             await node.start()
             stack.push_async_callback(node.stop)

@@ -23,6 +23,7 @@ import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
@@ -33,7 +34,15 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.common.clientaddr import client_address
-from services.common.messages import MembershipEvent, RoomLockEvent
+from services.common import subjects
+from services.common.messages import (
+    MediaPathEvent,
+    MembershipEvent,
+    RoomLockEvent,
+    SfuSessionReply,
+    SfuSessionRequest,
+)
+from services.common.tokens import TokenError, verify_sfu_ticket
 from services.common.ratelimit import RateLimiter
 from services.common.roomstate import RoomState
 from services.common.telemetry import private_span, traceparent_context
@@ -53,7 +62,16 @@ from services.signaling.origin import origin_allowed
 from services.signaling.presence import Presence, PresenceRecord, RedisPresence
 from services.signaling.resume import ResumeOutcome, hash_resume_key, new_resume_key
 from services.signaling.routing import BusHeader, Hub, pack, unpack
-from services.signaling.session import Authorize, Close, Depart, Effect, Publish, Send, Session
+from services.signaling.session import (
+    Authorize,
+    Close,
+    Depart,
+    Effect,
+    Publish,
+    Send,
+    Session,
+    SfuForward,
+)
 from services.signaling.settings import SignalingSettings
 
 log = logging.getLogger(__name__)
@@ -68,9 +86,11 @@ FLUSH_SECONDS: Final[float] = 1.0  # how long a closing socket may take to write
 MAX_MEMBERSHIP_EVENT_BYTES: Final[int] = 1024
 _tracer = trace.get_tracer("parley.signaling")
 
-# What rooms publishes on a room's members subject: slot changes and lock changes.
-_ROOM_EVENT: Final[TypeAdapter[MembershipEvent | RoomLockEvent]] = TypeAdapter(
-    MembershipEvent | RoomLockEvent)
+# What rooms publishes on a room's members subject: slot, lock and media-path changes.
+_ROOM_EVENT: Final[TypeAdapter[MembershipEvent | RoomLockEvent | MediaPathEvent]] = \
+    TypeAdapter(MembershipEvent | RoomLockEvent | MediaPathEvent)
+SFU_TIMEOUT: Final[float] = 5.0
+SfuRequester = Callable[..., Awaitable[bytes]]
 
 
 class Connection:
@@ -156,8 +176,10 @@ class Node:
     """Every socket, room subscription and timer of one signalling process."""
 
     def __init__(self, *, settings: SignalingSettings, token_key: str, bus: PubSub,
-                 redis: aioredis.Redis, presence: Presence | None = None) -> None:
+                 redis: aioredis.Redis, presence: Presence | None = None,
+                 sfu_request: SfuRequester | None = None) -> None:
         self.settings = settings
+        self.sfu_request = sfu_request
         self.token_key = token_key
         self.limits = settings.limits()
         self.replica = settings.replica_id
@@ -305,6 +327,58 @@ class Node:
                     await self._join(conn, session, eff)
             elif isinstance(eff, Depart):
                 await self._depart(conn, session)
+            elif isinstance(eff, SfuForward):
+                self._spawn(self._sfu(conn, session, eff.request))
+
+    async def _sfu(self, conn: Connection, session: Session, req: p.SfuRequest) -> None:
+        """Forward a page's offer or slot map to its room's SFU; answer with the SFU's reply.
+
+        The ticket (from rooms) names the SFU and must be for this socket's room and peer.
+        The offer goes without its candidate lines: the SFU is ICE-lite and never needs a
+        browser's addresses, so none cross the bus.
+        """
+        def refuse(message: str) -> None:
+            m.ERRORS.labels("sfu-unavailable").inc()
+            conn.offer(p.error_frame("sfu-unavailable", message, ref="sfu"))
+
+        try:
+            ticket = verify_sfu_ticket(self.token_key, req.ticket)
+        except TokenError:
+            refuse("invalid or expired ticket; ask rooms for a new one")
+            return
+        if ticket.room_key != session.room_key or ticket.peer_id != session.peer_id:
+            refuse("the ticket is for another room or peer")
+            return
+        if self.sfu_request is None:
+            refuse("no SFU on this server")
+            return
+        sdp = None
+        if req.description is not None:
+            if req.description.type != "offer":
+                refuse("only offers go to the SFU")
+                return
+            sdp = "".join(line for line in req.description.sdp.splitlines(keepends=True)
+                          if not line.startswith("a=candidate:"))
+        body = SfuSessionRequest(room_key=ticket.room_key, peer_id=ticket.peer_id, sdp=sdp,
+                                 subscribe=req.subscribe)
+        try:
+            data = await self.sfu_request(subjects.sfu_session(ticket.sfu_id),
+                                          body.model_dump_json().encode(),
+                                          timeout=SFU_TIMEOUT)
+            reply = SfuSessionReply.model_validate_json(data)
+        except (TimeoutError, ValidationError, OSError) as exc:
+            log.info("sfu request failed: %s", type(exc).__name__)
+            refuse("the SFU did not answer")
+            return
+        except Exception as exc:  # NATS gone: the page retries through rooms
+            log.warning("sfu request failed: %s", type(exc).__name__)
+            refuse("the SFU did not answer")
+            return
+        if not reply.ok:
+            refuse(f"the SFU refused: {reply.error}")
+            return
+        desc = {"type": "answer", "sdp": reply.sdp} if reply.sdp else None
+        conn.offer(p.encode(p.SfuOut(description=desc)))
 
     async def _publish(self, conn: Connection, session: Session, eff: Publish) -> None:
         me, rk = session.peer_id, session.room_key
@@ -459,6 +533,9 @@ class Node:
             return
         if isinstance(event, RoomLockEvent):
             self._spawn(self._lock_changed(rk, locked=event.locked))
+            return
+        if isinstance(event, MediaPathEvent):
+            self.hub.broadcast(rk, p.encode(p.MediaPathOut(path=event.path)))
             return
         if event.event == "joined":
             if self.hub.add_pending(rk, event.peer_id):

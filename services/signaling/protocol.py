@@ -91,7 +91,8 @@ class CloseCode(IntEnum):
 
 
 ErrorCode: TypeAlias = Literal[
-    "bad-message", "unknown-type", "too-large", "rate-limited", "unknown-peer", "not-joined"
+    "bad-message", "unknown-type", "too-large", "rate-limited", "unknown-peer", "not-joined",
+    "sfu-unavailable",
 ]
 
 
@@ -206,6 +207,21 @@ class Chat(_Wire):
     id: ChatId | None = None  # addition: acknowledged with `chat-ack`, relayed with the line
 
 
+class SfuRequest(_Wire):
+    """To the room's SFU (docs/sfu.md): my offer, my slot map (publisher → slot), or both.
+
+    `ticket` comes from rooms and names the SFU; signalling forwards only for its own peer
+    and room, without the offer's candidate lines.
+    """
+
+    type: Literal["sfu"]
+    ticket: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+    description: SessionDescription | None = None
+    subscribe: dict[Annotated[str, Field(pattern=PEER_ID_PATTERN)],
+                    Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None,
+                                                                        max_length=64)
+
+
 class Ping(_Wire):
     """Keepalive; answered with `pong`."""
 
@@ -219,10 +235,11 @@ class Leave(_Wire):
 
 
 ClientMessage: TypeAlias = Annotated[
-    Join | Signal | MediaStateUpdate | Chat | Ping | Leave, Field(discriminator="type")
+    Join | Signal | MediaStateUpdate | Chat | Ping | Leave | SfuRequest,
+    Field(discriminator="type")
 ]
 CLIENT_TYPES: Final[frozenset[str]] = frozenset(
-    {"join", "signal", "media-state", "chat", "ping", "leave"}
+    {"join", "signal", "media-state", "chat", "ping", "leave", "sfu"}
 )
 _CLIENT: Final[TypeAdapter[ClientMessage]] = TypeAdapter(ClientMessage)
 
@@ -303,6 +320,21 @@ class Pong(_Wire):
     type: Literal["pong"] = "pong"
 
 
+class SfuOut(_Wire):
+    """The SFU's answer to my offer (`description`), or `ok` for a slot map."""
+
+    type: Literal["sfu"] = "sfu"
+    ok: bool = True
+    description: dict[str, Any] | None = None
+
+
+class MediaPathOut(_Wire):
+    """The room moved to another media path (rooms switched it to the SFU)."""
+
+    type: Literal["media-path"] = "media-path"
+    path: Literal["mesh", "sfu"]
+
+
 class Error(_Wire):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -312,7 +344,7 @@ class Error(_Wire):
 
 ServerMessage: TypeAlias = Annotated[
     Welcome | PeerJoined | PeerPending | PeerLeft | SignalOut | MediaStateOut | ChatOut | Pong
-    | RoomStateOut | ChatAck | Error,
+    | RoomStateOut | ChatAck | Error | SfuOut | MediaPathOut,
     Field(discriminator="type"),
 ]
 _SERVER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
@@ -398,7 +430,8 @@ def encode(message: BaseModel) -> str:
     """The JSON text of a server message (aliases applied, `ref: null`, `name: null` and a
     chat's `id: null` omitted)."""
     return message.model_dump_json(
-        by_alias=True, exclude_none=isinstance(message, (Error, MediaStateOut, ChatOut)))
+        by_alias=True,
+        exclude_none=isinstance(message, (Error, MediaStateOut, ChatOut, SfuOut)))
 
 
 def parse_server(frame: str | bytes) -> ServerMessage:

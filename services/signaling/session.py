@@ -97,7 +97,14 @@ class Depart:
     """The peer left on purpose: remove it from presence and announce `peer-left`."""
 
 
-Effect: TypeAlias = Send | Close | Authorize | Publish | Depart
+@dataclass(frozen=True, slots=True)
+class SfuForward:
+    """Forward this request to the SFU its ticket names, and answer the client."""
+
+    request: p.SfuRequest
+
+
+Effect: TypeAlias = Send | Close | Authorize | Publish | Depart | SfuForward
 
 
 class State(enum.Enum):
@@ -241,6 +248,8 @@ class Session:
             # acknowledged once published: a line without its ack is sent again on resume
             return [Publish(p.encode(out_c), "chat"),
                     Send(p.encode(p.ChatAck(id=msg.id)))]
+        if isinstance(msg, p.SfuRequest):
+            return [SfuForward(msg)]
         if isinstance(msg, p.Leave):
             self.departed = True
             return [Depart(), *self._close(p.CloseCode.NORMAL, "bye")]

@@ -123,7 +123,29 @@ async def _diag_records(nats_url: str, room: str) -> list[Any]:
         await bus.close()
 
 
+@pytest.fixture(scope="module")
+def private_sfu_stack() -> Iterator[Stack]:
+    """The same, with every room through the SFU (PARLEY_MESH_MAX=0)."""
+    s = start_stack(sfus=1, env={"PARLEY_HASH_KEY": HASH_KEY, "PARLEY_MESH_MAX": "0",
+                         "PARLEY_TRUSTED_PROXIES": '["127.0.0.1/32", "::1/128"]'})
+    yield s
+    s.stop()
+
+
 def test_privacy_whole_stack_call_leaves_no_trace(private_stack: Stack, browser: Any) -> None:
+    _call_leaves_no_trace(private_stack, browser, sfu=False)
+
+
+def test_privacy_sfu_call_leaves_no_trace(private_sfu_stack: Stack, browser: Any) -> None:
+    """Through the SFU: its output, /metrics, NATS subjects and payloads carry no room name
+    and no address; the offers it gets on the bus have no candidate lines at all."""
+    _call_leaves_no_trace(private_sfu_stack, browser, sfu=True)
+
+
+IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+
+
+def _call_leaves_no_trace(private_stack: Stack, browser: Any, *, sfu: bool) -> None:
     import urllib.request
 
     room = f"secret-{uuid.uuid4().hex[:10]}"
@@ -139,6 +161,9 @@ def test_privacy_whole_stack_call_leaves_no_trace(private_stack: Stack, browser:
             ids = [join(p, f"{private_stack.url}/{room}") for p in pages]
             wait_for_video_from(pages[0], ids[1])
             wait_for_video_from(pages[1], ids[0])
+            if sfu:
+                assert pages[0].evaluate("() => Object.keys(window.parley.connections())") \
+                    == ["sfu"]
             pages[1].get_by_role("button", name="Leave", exact=True).click()
             pages[0].wait_for_timeout(500)
         finally:
@@ -146,6 +171,19 @@ def test_privacy_whole_stack_call_leaves_no_trace(private_stack: Stack, browser:
                 ctx.close()
     with urllib.request.urlopen(f"http://127.0.0.1:{private_stack.port}/metrics") as r:
         metrics_text = r.read().decode()
+    if sfu:
+        sfu_metrics = _get(f"{private_stack.internal_url('sfu-1')}/metrics")
+        assert re.search(r"^parley_sfu_packets_forwarded_total [1-9]", sfu_metrics, re.M)
+        assert not IPV4.search(sfu_metrics), "an address in the SFU's /metrics"
+        metrics_text += sfu_metrics
+        sfu_lines = [line for line in private_stack.lines if " sfu parley." in line]
+        assert sfu_lines, "no output from the SFU"
+        for line in sfu_lines:
+            assert not IPV4.search(line), f"an address in the SFU's output: {line}"
+        requests = [p for subj, p in sniffer.seen if subj.startswith("parley.sfu.session.")]
+        assert requests, "no offer went to the SFU over NATS"
+        for payload in requests:
+            assert b"a=candidate" not in payload, "a browser's candidates crossed the bus"
     # the metrics service: its /metrics, the public aggregates behind /stats, every report
     murl = metrics_url(private_stack)
     wait_counter(murl, FOLDED, 1)

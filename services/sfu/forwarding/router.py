@@ -104,11 +104,12 @@ class RoomForwarder:
     """The forwarding state of one room."""
 
     def __init__(self, *, remb_bps: int = 1_500_000, cache_size: int = DEFAULT_SIZE,
-                 pli_interval: float = DEFAULT_INTERVAL) -> None:
+                 pli_interval: float = DEFAULT_INTERVAL,
+                 counters: Counters | None = None) -> None:
         self.remb_bps = remb_bps
         self.cache_size = cache_size
         self.pli_interval = pli_interval
-        self.counters = Counters()
+        self.counters = counters if counters is not None else Counters()
         self._peers: dict[str, _Peer] = {}
         self._tracks: dict[str, dict[Kind, Track]] = {}
         self._sources: dict[int, Track] = {}
@@ -198,6 +199,26 @@ class RoomForwarder:
                 track.throttle.allow(now=now)  # counts; the first frame must not wait
                 out.append((pub, rtcp.pli(SFU_SSRC, track.ssrc)))
                 self.counters.plis_sent += 1
+        return out
+
+    def subscriber_ready(self, peer_id: str, *, now: float) -> list[Out]:
+        """The subscriber's transport just came up: it has missed every key frame so far.
+
+        Its video streams wait for the next key frame, and each publisher it shows gets a
+        PLI at once (RFC 4585 §6.3.1; not throttled: a new viewer must not wait).
+        """
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return []
+        out: list[Out] = []
+        for ssrc, (pub, kind) in peer.feeds.items():
+            track = self._tracks.get(pub, {}).get(kind)
+            if kind != "video" or track is None:
+                continue
+            peer.streams[ssrc].keyframe_wanted = True
+            track.throttle.allow(now=now)
+            out.append((pub, rtcp.pli(SFU_SSRC, track.ssrc)))
+            self.counters.plis_sent += 1
         return out
 
     def _rebuild(self) -> None:
@@ -328,6 +349,27 @@ class RoomForwarder:
 
     # --- periodic ------------------------------------------------------------------------
 
+    def _keyframes_still_wanted(self, *, now: float) -> list[Out]:
+        """Ask again for the key frames some subscribers still wait for.
+
+        A publisher's encoder may ignore a PLI that comes close after the previous one, and
+        a key frame may reach the SFU before the subscriber's transport is up; a stream held
+        back for a key frame never makes its receiver ask on its own (it sees no loss).
+        """
+        waiting: set[int] = set()
+        for peer in self._peers.values():
+            for ssrc, (pub, kind) in peer.feeds.items():
+                track = self._tracks.get(pub, {}).get(kind)
+                if track is not None and kind == "video" and peer.streams[ssrc].keyframe_wanted:
+                    waiting.add(track.ssrc)
+        out: list[Out] = []
+        for ssrc in waiting:
+            track = self._sources[ssrc]
+            if track.throttle.allow(now=now):
+                self.counters.plis_sent += 1
+                out.append((track.peer_id, rtcp.pli(SFU_SSRC, track.ssrc)))
+        return out
+
     def tick(self, *, now: float) -> list[Out]:
         """Every second or so: each publisher gets an RR about its streams and a REMB cap.
 
@@ -336,6 +378,7 @@ class RoomForwarder:
         pace (no simulcast yet).
         """
         out: list[Out] = []
+        out += self._keyframes_still_wanted(now=now)
         for peer_id, tracks in self._tracks.items():
             reports: list[RtcpReceiverInfo] = []
             packet = b""

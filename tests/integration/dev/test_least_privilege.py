@@ -399,7 +399,7 @@ async def test_redis_health_user_only_pings(redis_as: Any) -> None:
 
 
 async def test_nats_passwords_that_read_like_numbers_or_dates_still_work() -> None:
-    odd = ["2026-01-01", "0o17", "1e5", "true", "-12_3", "00123abc"]
+    odd = ["2026-01-01", "0o17", "1e5", "true", "-12_3", "00123abc", "0x1F"]
     creds = Credentials(nats={u: odd[i] for i, u in enumerate(NATS_USERS)},
                         redis={u: odd[i] for i, u in enumerate(REDIS_USERS)})
     servers = start_secured(credentials=creds)
@@ -447,7 +447,7 @@ def test_parley_dev_gives_every_service_its_own_users_and_hides_passwords() -> N
         doc = json.loads(creds_path.read_text())
         passwords = [str(urlsplit(u).password) for kind in ("nats", "redis")
                      for u in doc[kind].values()]
-        assert len(passwords) == len(set(passwords)) == 6 + 4 + 2  # services, admin
+        assert len(passwords) == len(set(passwords)) == 7 + 4 + 2  # services, admin
         for p in passwords:
             assert p not in out, "a password in parley dev's output"
         users = {}
@@ -459,13 +459,15 @@ def test_parley_dev_gives_every_service_its_own_users_and_hides_passwords() -> N
                 service = re.search(r"-m services (\w+)", cmd)
                 if service:
                     env = _environ(pid)
-                    nats_url = env.get("PARLEY_RELAY_NATS_URL", env.get("PARLEY_NATS_URL"))
+                    nats_url = env.get("PARLEY_RELAY_NATS_URL", env.get(
+                        "PARLEY_SFU_NATS_URL", env.get("PARLEY_NATS_URL")))
                     redis_url = env.get("PARLEY_REDIS_URL")
                     users[service.group(1)] = (nats_url and urlsplit(nats_url).username,
                                                redis_url and urlsplit(redis_url).username)
         assert users == {"rooms": ("rooms", "rooms"), "signaling": ("signaling", "signaling"),
                          "logpurge": ("logpurge", None), "metrics": ("metrics", "metrics"),
-                         "relay": ("relay", None), "gateway": (None, None)}
+                         "relay": ("relay", None), "sfu": ("sfu", None),
+                         "gateway": (None, None)}
         bare = re.search(r"nats (nats://[\d.:]+)  redis (redis://[\d.:]+)", out)
         assert bare
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):

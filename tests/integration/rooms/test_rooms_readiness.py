@@ -22,7 +22,8 @@ async def test_readyz_fails_when_redis_is_gone() -> None:
             redis_srv.stop()
             r = await c.get("/readyz")
             assert r.status_code == 503
-            assert r.json() == {"ready": False, "nats": True, "redis": False, "relays": 0}
+            assert r.json() == {"ready": False, "nats": True, "redis": False, "relays": 0,
+                                "sfus": 0}
             assert (await c.get("/healthz")).status_code == 200
     finally:
         sp.stop()

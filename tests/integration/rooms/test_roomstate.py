@@ -133,3 +133,19 @@ async def test_roomstate_owner_key_moves_to_the_owners_new_peer(redis: aioredis.
         await rs.lock(RK, owner_key=owner.owner_key, password="pw", now=1002)
     assert await rs.renew(RK, "owner-again", now=1002)
     await rs.lock(RK, owner_key=owner.owner_key, password="pw", now=1002)
+
+
+async def test_roomstate_pin_sfu_keeps_a_live_pin_and_resets_with_the_room(
+        redis: aioredis.Redis) -> None:
+    rs = RoomState(redis)
+    await rs.join("rk-sfu", "a", capacity=20, now=1000.0)
+    assert await rs.media("rk-sfu") == (None, None)
+    assert await rs.pin_sfu("rk-sfu", "sfu-1", replace=None) == "sfu-1"
+    # another replica's pick loses to the live pin; a dead one is replaced
+    assert await rs.pin_sfu("rk-sfu", "sfu-2", replace=None) == "sfu-1"
+    assert await rs.pin_sfu("rk-sfu", "sfu-2", replace="sfu-1") == "sfu-2"
+    assert await rs.media("rk-sfu") == ("sfu", "sfu-2")
+    # the room empties: the next people start as a mesh again
+    await rs.leave("rk-sfu", "a")
+    await rs.join("rk-sfu", "b", capacity=20, now=1001.0)
+    assert await rs.media("rk-sfu") == (None, None)

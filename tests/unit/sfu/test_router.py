@@ -221,3 +221,28 @@ def test_malformed_input_never_raises() -> None:
             f.on_rtcp(peer, data, now=i / 1000)
     f.tick(now=5.0)
     assert f.counters.dropped > 0
+
+
+def test_subscriber_ready_waits_for_a_fresh_keyframe() -> None:
+    f = room()
+    f.subscribe("b", {"a": 0}, now=0.0)
+    assert f.on_rtp("a", rtp(A_VIDEO, 1, 0, payload=VP8_KEY), now=0.0) != []
+    out = f.subscriber_ready("b", now=0.1)  # b's DTLS came up after that key frame
+    assert [p for p, _ in out] == ["a"]
+    assert f.on_rtp("a", rtp(A_VIDEO, 2, 3000, payload=VP8_DELTA), now=0.2) == []
+    assert f.on_rtp("a", rtp(A_VIDEO, 3, 6000, payload=VP8_KEY), now=0.3) != []
+    assert f.subscriber_ready("nobody", now=1.0) == []
+
+
+def test_tick_asks_again_for_a_keyframe_still_wanted() -> None:
+    f = room()
+    f.subscribe("b", {"a": 0}, now=0.0)  # PLI at once; no key frame comes
+    plis = [p for p, data in f.tick(now=1.0)
+            if any(isinstance(x, RtcpPsfbPacket) and x.fmt == 1
+                   for x in rtcp.parse_rtcp(data) or [])]
+    assert plis == ["a"]
+    f.on_rtp("a", rtp(A_VIDEO, 1, 0, payload=VP8_KEY), now=1.1)
+    again = [p for p, data in f.tick(now=2.2)
+             if any(isinstance(x, RtcpPsfbPacket) and x.fmt == 1
+                    for x in rtcp.parse_rtcp(data) or [])]
+    assert again == []

@@ -171,3 +171,19 @@ def test_room_state_out_encodes_only_the_lock() -> None:
     assert json.loads(p.encode(p.RoomStateOut(locked=True))) == {"type": "room-state",
                                                                  "locked": True}
     assert p.parse_server('{"type":"room-state","locked":false}') == p.RoomStateOut(locked=False)
+
+
+def test_parse_client_sfu_request() -> None:
+    msg = p.parse_client('{"type":"sfu","ticket":"t","description":{"type":"offer","sdp":"v=0"},'
+                         '"subscribe":{"peer-b":3}}')
+    assert isinstance(msg, p.SfuRequest)
+    assert msg.subscribe == {"peer-b": 3}
+    with pytest.raises(BadMessage):
+        p.parse_client('{"type":"sfu","ticket":"t","subscribe":{"peer-b":64}}')
+    with pytest.raises(BadMessage):
+        p.parse_client('{"type":"sfu","ticket":"t","subscribe":{"bad id!":1}}')
+
+
+def test_encode_sfu_and_media_path() -> None:
+    assert p.encode(p.SfuOut()) == '{"type":"sfu","ok":true}'
+    assert p.encode(p.MediaPathOut(path="sfu")) == '{"type":"media-path","path":"sfu"}'

@@ -15,6 +15,7 @@ from services.signaling.session import (
     Publish,
     Send,
     Session,
+    SfuForward,
     State,
 )
 
@@ -291,6 +292,12 @@ def test_session_media_state_name_too_long_is_a_bad_message() -> None:
     assert any('"bad-message"' in getattr(e, "frame", "") for e in effects)
 
 
+def test_session_sfu_request_is_forwarded_only_once_joined() -> None:
+    frame = json.dumps({"type": "sfu", "ticket": "t", "subscribe": {"peer-b": 0}})
+    [eff] = joined_session().receive(frame, now=T0 + 1)
+    assert isinstance(eff, SfuForward)
+    assert eff.request.subscribe == {"peer-b": 0}
+    assert error_of(new_session().receive(frame, now=T0))["code"] == "not-joined"
 def test_session_chat_with_id_is_relayed_then_acknowledged() -> None:
     s = joined_session()
     publish, ack = s.receive('{"type":"chat","text":"hello","id":"c-1"}', now=T0 + 0.5)
