@@ -60,7 +60,7 @@ def test_dashboard_configmaps_for_the_sidecar(render: Any) -> None:
     maps = [m for m in manifests if m["kind"] == "ConfigMap"
             and m["metadata"]["labels"].get("app.kubernetes.io/component") == "dashboards"]
     assert {m["metadata"]["name"] for m in maps} == {
-        f"parley-dashboard-{n}" for n in ("calls", "relays", "signaling", "metrics-ingest",
+        f"parley-dashboard-{n}" for n in ("calls", "relays", "sfus", "signaling", "metrics-ingest",
                                           "logpurge")}
     for m in maps:
         assert m["metadata"]["namespace"] == "monitoring"

@@ -202,3 +202,37 @@ def test_sfu_relay_forced_participant(sfu_stack: Stack, small_page: NewPage) -> 
     beacon = Beacon.model_validate_json(sent.value.post_data or "")
     assert beacon.event == "session-end" and beacon.via_server and beacon.always_relay
     assert beacon.local_candidate == "relay"
+
+
+def test_sfu_screen_share_replaces_the_camera_and_comes_back(
+        sfu_stack: Stack, small_page: NewPage) -> None:
+    """Screen share on the SFU path: the one video sender swaps to the screen (no
+    renegotiation), the others see the screen pill and frames keep coming, and stopping
+    brings the camera back."""
+    a = small_page()
+    room_url = ui.start_call(a, sfu_stack.url)
+    a_id = ui.join(a)
+    b, c = small_page(), small_page()
+    b_id = ui.join(b, room_url)
+    c_id = ui.join(c, room_url)  # three people: past the mesh limit of 2
+    for page, me in ((a, a_id), (b, b_id), (c, c_id)):
+        for other in {a_id, b_id, c_id} - {me}:
+            ui.wait_for_video_from(page, other, timeout=MEDIA_MS)
+    b.wait_for_function("() => Boolean(window.parley.connections().sfu)")
+    if not b.evaluate("() => Boolean(navigator.mediaDevices.getDisplayMedia)"):
+        pytest.skip("this browser cannot capture a screen")
+
+    ui.button(b, "Share screen").click()
+    expect(ui.button(b, "Stop sharing")).to_be_visible(timeout=10_000)
+    for viewer in (a, c):
+        expect(viewer.locator(f"{ui.tile_of(b_id)} .pill.screen")).to_be_visible(
+            timeout=MEDIA_MS)
+        assert _frames_advance(viewer, b_id), "no frames of the shared screen"
+    assert set(b.evaluate("() => Object.keys(window.parley.connections())")) == {"sfu"}
+
+    ui.button(b, "Stop sharing").click()
+    for viewer in (a, c):
+        expect(viewer.locator(f"{ui.tile_of(b_id)} .pill.screen")).to_be_hidden(
+            timeout=MEDIA_MS)
+        assert _frames_advance(viewer, b_id), "no camera frames after the share ended"
+    expect(ui.button(b, "Share screen")).to_be_visible()

@@ -3,8 +3,9 @@
 `python -m tools.dashboards.spec` (re)writes charts/parley/dashboards/*.json; a chart test
 checks the files match. Queries name only metrics some service exports (a test compares
 them with live /metrics). Template variables: `$datasource` (a Prometheus data source),
-`$__rate_interval` (Grafana's), `$relay` (relay instances) and the constants `$target`
-(RelayPool targetAllocationsPerRelay) and `$max_relays`, which the chart sets from its values.
+`$__rate_interval` (Grafana's), `$relay` / `$sfu` (relay / SFU instances) and the
+constants `$target` (RelayPool targetAllocationsPerRelay) and `$max_relays`, which the
+chart sets from its values.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ CALLS = Dashboard(
 RELAYS = Dashboard(
     "parley-relays", "Parley / Relay fleet",
     "The TURN relay fleet: allocations, packets and bytes relayed, draining relays, per relay. "
-    "The SFU fleet gets its panels here once services/sfu exists.",
+    "The SFU fleet has its own dashboard (Parley / SFU fleet).",
     (
         Panel("Fleet capacity used", (
             q("sum(parley_relay_allocations) / ($max_relays * $target)",
@@ -146,8 +147,6 @@ RELAYS = Dashboard(
             q(f'sum by (code) (rate(parley_relay_error_responses_total{{instance=~"$relay"}}'
               f"[{RI}]))", "{{code}}"),
         ), unit="reqps", description="401 is the normal first answer of every allocation."),
-        Panel("SFU fleet", text="The SFU (services/sfu) does not exist yet: its fleet "
-                                "(rooms, forwarded streams, bitrate per SFU) comes here with it."),
     ),
     (RELAY_VAR, constant("target", "200", "Target allocations per relay"),
      constant("max_relays", "10", "Most relays")),
@@ -239,7 +238,61 @@ LOGPURGE = Dashboard(
     ),
 )
 
-DASHBOARDS: Final[tuple[Dashboard, ...]] = (CALLS, RELAYS, SIGNALING, METRICS, LOGPURGE)
+SFU_VAR: Final[dict[str, Any]] = {
+    **RELAY_VAR, "name": "sfu", "label": "SFU",
+    "definition": "label_values(parley_sfu_peers, instance)",
+    "query": {"query": "label_values(parley_sfu_peers, instance)", "refId": "sfu"},
+}
+
+SFUS = Dashboard(
+    "parley-sfus", "Parley / SFU fleet",
+    "The SFUs (rooms past the mesh limit): PeerConnections, rooms and streams, forwarded "
+    "packets, CPU, key-frame requests and NACKs, draining SFUs, per SFU.",
+    (
+        Panel("PeerConnections per SFU", (
+            q('sum by (instance) (parley_sfu_peers{instance=~"$sfu"})', "{{instance}}"),
+        ), description="The SfuPool scales on these against targetPeersPerSfu."),
+        Panel("Rooms and streams per SFU", (
+            q('sum by (instance) (parley_sfu_rooms{instance=~"$sfu"})', "rooms {{instance}}"),
+            q('sum by (instance) (parley_sfu_streams{instance=~"$sfu"})',
+              "streams {{instance}}"),
+        )),
+        Panel("Packets forwarded per second", (
+            q(f'sum by (instance) (rate(parley_sfu_packets_forwarded_total{{instance=~"$sfu"}}'
+              f"[{RI}]))", "out {{instance}}"),
+            q(f'sum by (instance) (rate(parley_sfu_packets_received_total{{instance=~"$sfu"}}'
+              f"[{RI}]))", "in {{instance}}"),
+        ), unit="pps"),
+        Panel("CPU per SFU", (
+            q('max by (instance) (parley_sfu_cpu_cores{instance=~"$sfu"})', "{{instance}}"),
+        ), unit="short", description="Cores used by the process (one asyncio thread: 1.0 is "
+                                     "its ceiling)."),
+        Panel("CPU per forwarded packet", (
+            q(f'sum by (instance) (parley_sfu_cpu_cores{{instance=~"$sfu"}}) / sum by '
+              f'(instance) (rate(parley_sfu_packets_forwarded_total{{instance=~"$sfu"}}[{RI}]))',
+              "{{instance}}"),
+        ), unit="s", description="bench/sfu measured about 15 µs on two cores."),
+        Panel("Key frames, NACKs and drops per second", (
+            q(f'sum(rate(parley_sfu_plis_total{{instance=~"$sfu"}}[{RI}]))', "PLIs sent"),
+            q(f'sum(rate(parley_sfu_plis_throttled_total{{instance=~"$sfu"}}[{RI}]))',
+              "PLIs throttled"),
+            q(f'sum(rate(parley_sfu_nack_hits_total{{instance=~"$sfu"}}[{RI}]))', "NACK hits"),
+            q(f'sum(rate(parley_sfu_nack_misses_total{{instance=~"$sfu"}}[{RI}]))',
+              "NACK misses"),
+            q(f'sum(rate(parley_sfu_packets_dropped_total{{instance=~"$sfu"}}[{RI}]))',
+              "dropped"),
+            q(f'sum(rate(parley_sfu_srtp_failures_total{{instance=~"$sfu"}}[{RI}]))',
+              "SRTP failures"),
+        ), unit="pps", description="Many NACK misses: subscribers behind by more than the "
+                                   "512-packet cache; dropped: malformed or unknown datagrams."),
+        Panel("Draining SFUs", (
+            q('max by (instance) (parley_sfu_draining{instance=~"$sfu"})', "{{instance}}"),
+        ), description="1 while an SFU drains: its rooms go on, it gets no new room."),
+    ),
+    (SFU_VAR,),
+)
+
+DASHBOARDS: Final[tuple[Dashboard, ...]] = (CALLS, RELAYS, SFUS, SIGNALING, METRICS, LOGPURGE)
 
 
 def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:

@@ -34,7 +34,8 @@ class Live:
 
 
 def scrape_jobs(stack: Stack) -> dict[str, str]:
-    """job name (rooms, signaling, relay, logpurge, metrics) -> the service's /metrics URL."""
+    """job name (rooms, signaling, relay, sfu, logpurge, metrics) -> the service's /metrics
+    URL."""
     jobs = {}
     for key, url in stack.run_env().items():
         if key.endswith("_INTERNAL_URL") and url.startswith("http://"):
@@ -59,10 +60,10 @@ def rules_file(tmp: Path) -> Path | None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     binary = prometheus_binary()
-    stack = start_stack(data_dir=tmp_path_factory.mktemp("monitoring") / "state")
+    stack = start_stack(data_dir=tmp_path_factory.mktemp("monitoring") / "state", sfus=1)
     try:
         urls = scrape_jobs(stack)
-        assert {"rooms", "signaling-1", "relay", "logpurge", "metrics"} <= set(urls), urls
+        assert {"rooms", "signaling-1", "relay", "sfu-1", "logpurge", "metrics"} <= set(urls), urls
         jobs = {job: [url.removeprefix("http://").removesuffix("/metrics")]
                 for job, url in urls.items()}
         rules = rules_file(tmp_path_factory.mktemp("rules"))
@@ -77,6 +78,8 @@ def _variables(live: Live, board: dict[str, object]) -> dict[str, str]:
     values = {"__rate_interval": RATE_INTERVAL, **promql.constants(board)}  # type: ignore[arg-type]
     relays = live.prometheus.label_values("instance", "parley_relay_allocations")
     values["relay"] = relays[0] if relays else "no-relay-scraped"
+    sfus = live.prometheus.label_values("instance", "parley_sfu_peers")
+    values["sfu"] = sfus[0] if sfus else "no-sfu-scraped"
     return values
 
 
