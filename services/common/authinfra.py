@@ -91,7 +91,7 @@ def start_secured(*, relay_id: str | Sequence[str] | None = None,
                   sfu_ids: tuple[str, ...] = (),
                   credentials: Credentials | None = None, store_dir: Path | None = None,
                   workdir: Path | None = None,
-                  die_with_parent: bool = False) -> SecuredServers:
+                  die_with_parent: bool = True) -> SecuredServers:
     """Start NATS and Redis with every service's user; the caller stops them.
 
     `store_dir` keeps JetStream's files across restarts (`parley serve`); passwords are

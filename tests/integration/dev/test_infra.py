@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import nats
 import redis.asyncio as aioredis
 
@@ -30,3 +35,35 @@ async def test_embedded_servers_answer_and_stop() -> None:
 def test_find_binary_locates_both() -> None:
     assert find_binary("nats-server")
     assert find_binary("redis-server")
+
+
+def test_embedded_servers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """A test run or bench SIGKILLed (a timeout, Ctrl-\\) leaves no NATS or Redis behind:
+    servers get SIGTERM from the kernel when the process that started them dies."""
+    script = ("import sys, time\n"
+              "from services.common.infra import NatsServer, RedisServer\n"
+              "n, r = NatsServer().start(), RedisServer().start()\n"
+              "print(n.proc.pid, r.proc.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parents[3])
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids), "a server outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, reaped by init soon, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
