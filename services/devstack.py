@@ -59,6 +59,7 @@ from services.common.infra import (
     RedisServer,
     die_with_parent,
     free_port,
+    reserve_port,
 )
 from services.restartpolicy import RestartPolicy, restart_line
 from services.statedir import StateDir, StateDirError
@@ -452,6 +453,9 @@ class DevStack:
             raise DevStackError(
                 f"port {self.port} is in use on {self.host}; pick another with --port"
             )
+        # the ports given on the command line are not bound yet: no child may get one
+        reserve_port(self.port, *(base + i for base in (self.relay_port, self.relay_tls_port)
+                                  if base for i in range(max(1, self.relays))))
         state = StateDir(self.data_dir)
         try:
             self._made_metrics_key = not (

@@ -24,7 +24,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,20 @@ class InfraError(RuntimeError):
 PORT_FLOOR: Final[int] = 20000
 
 
+#: Ports this process handed out or reserved lately: none is handed out twice, because a
+#: caller often picks several ports before any of its servers binds one (seen in CI: two
+#: children of `parley dev` got the same port, and the second exited at startup).
+_RECENT: Final[deque[int]] = deque(maxlen=1024)
+_RECENT_LOCK: Final = threading.Lock()
+
+
+def reserve_port(*ports: int | None) -> None:
+    """Mark `ports` as taken, so that `free_port` in this process never returns them (a
+    port given on the command line that its server has not bound yet)."""
+    with _RECENT_LOCK:
+        _RECENT.extend(p for p in ports if p)
+
+
 def _ephemeral_floor() -> int:
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
@@ -72,15 +88,20 @@ def _bindable(host: str, port: int, kind: socket.SocketKind) -> bool:
 
 def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
     """A TCP port free on `host` and on every address right now (and free for UDP too, when
-    asked), chosen at random below the kernel's ephemeral port range."""
+    asked), chosen at random below the kernel's ephemeral port range, and not one that this
+    process handed out or reserved lately (`reserve_port`)."""
     rng = random.SystemRandom()
     high = _ephemeral_floor()
+    kinds = [socket.SOCK_STREAM, *([socket.SOCK_DGRAM] if udp_too else [])]
+    hosts = {host, "::" if ":" in host else "0.0.0.0"}
     for _ in range(200):
         port = rng.randrange(PORT_FLOOR, high)
-        kinds = [socket.SOCK_STREAM, *([socket.SOCK_DGRAM] if udp_too else [])]
-        hosts = {host, "::" if ":" in host else "0.0.0.0"}
-        if all(_bindable(h, port, k) for k in kinds for h in hosts):
-            return port
+        with _RECENT_LOCK:
+            if port in _RECENT:
+                continue
+            if all(_bindable(h, port, k) for k in kinds for h in hosts):
+                _RECENT.append(port)
+                return port
     raise InfraError("no free port" + (" for both TCP and UDP" if udp_too else ""))
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import nats
+import pytest
 import redis.asyncio as aioredis
 
+from services.common import infra
 from services.common.infra import NatsServer, RedisServer, find_binary
 
 
@@ -67,3 +70,21 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_free_port_never_hands_out_a_port_twice_nor_a_reserved_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers pick several ports before any server binds one (`parley dev` plans all its
+    children first): the same port twice made a child exit at startup in CI."""
+    def bindable(low: int) -> bool:
+        return all(infra._bindable("0.0.0.0", p, socket.SOCK_STREAM)
+                   for p in range(low, low + 10))
+
+    low = next(b for b in range(24000, 32000, 10) if bindable(b))
+    monkeypatch.setattr(infra, "PORT_FLOOR", low)
+    monkeypatch.setattr(infra, "_ephemeral_floor", lambda: low + 10)
+    infra.reserve_port(low + 3)
+    seen = [infra.free_port() for _ in range(9)]
+    assert sorted(seen) == [p for p in range(low, low + 10) if p != low + 3]
+    with pytest.raises(infra.InfraError):
+        infra.free_port()
