@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections import deque
 import subprocess
 import sys
 import time
@@ -83,6 +84,7 @@ def test_free_port_never_hands_out_a_port_twice_nor_a_reserved_one(
     low = next(b for b in range(24000, 32000, 10) if bindable(b))
     monkeypatch.setattr(infra, "PORT_FLOOR", low)
     monkeypatch.setattr(infra, "_ephemeral_floor", lambda: low + 10)
+    monkeypatch.setattr(infra, "_RECENT", deque(maxlen=1024))  # this run's earlier ports
     infra.reserve_port(low + 3)
     seen = [infra.free_port() for _ in range(9)]
     assert sorted(seen) == [p for p in range(low, low + 10) if p != low + 3]
