@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,18 +74,42 @@ PARLEY_VARIANTS: dict[str, dict[str, str]] = {
     "parley-kernel": {"PARLEY_RELAY_LOCAL_DELIVERY": "false"},
     "parley-py": {"PARLEY_RELAY_FASTPATH": "off"},
     "parley-py-kernel": {"PARLEY_RELAY_FASTPATH": "off", "PARLEY_RELAY_LOCAL_DELIVERY": "false"},
+    # worker ports (--worker-port-base): each load generator on one worker's own port, as
+    # rooms sends every member of a room to one worker
+    "parley-wp": {},
 }
+
+
+#: CPUs the servers and the load generators may use (--server-cpus, --load-cpus); None: any.
+PINNING: dict[str, set[int] | None] = {"server": None, "load": None}
+
+
+def pinned(role: str) -> Callable[[], None] | None:
+    """A preexec_fn that confines the child (and what it forks) to the role's CPUs."""
+    cpus = PINNING[role]
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def worker_ports_of(port: int, workers: int) -> list[int]:
+    """parley's per-worker listening ports in this bench (`--worker-port-base`)."""
+    return [port + 1 + k for k in range(workers)]
 
 
 def start_parley(port: int, workers: int, variant: str = "parley") -> subprocess.Popen[bytes]:
     env = {**os.environ, **PARLEY_VARIANTS[variant]}
+    extra = []
+    if variant.endswith("-wp"):
+        extra = ["--worker-port-base", str(port + 1)]
     return subprocess.Popen(
         [sys.executable, "-m", "services.relay", "--listen", f"127.0.0.1:{port}",
          "--relay-ip", "127.0.0.1", "--ports", "30000-31999", "--secret", SECRET,
          "--workers", str(workers), "--allow-peer", "127.0.0.1/32", "--rfc5766-channels",
          "--bandwidth", "0", "--user-quota", "10000", "--request-rate", "0", "--http-port", "0",
-         "--log-level", "warning"],
+         "--log-level", "warning", *extra],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=pinned("server"),
     )  # fmt: skip
 
 
@@ -95,7 +120,7 @@ def start_coturn(port: int, workers: int, variant: str = "coturn") -> subprocess
          "--use-auth-secret", "--static-auth-secret", SECRET, "--realm", "parley",
          "--allow-loopback-peers", "--no-tls", "--no-dtls", "--relay-threads", str(workers),
          "--no-stdout-log", "--log-file", "/dev/null", "--simple-log", "--no-software-attribute"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned("server"),
     )  # fmt: skip
 
 
@@ -115,30 +140,45 @@ def wait_udp(port: int) -> None:
 
 
 def load(name: str, proc: subprocess.Popen[bytes], port: int, peer: int | None, *,
-         clients: int, messages: int, interval_ms: int, size: int) -> Result:  # fmt: skip
+         clients: int, messages: int, interval_ms: int, size: int, loaders: int = 1,
+         ports: list[int] | None = None) -> Result:  # fmt: skip
     """Run uclient against `proc`: client to client (-y) when `peer` is None, else to the
-    echo peer. Client to client relays each message once, through the echo peer twice."""
-    wait_udp(port)
+    echo peer. Client to client relays each message once, through the echo peer twice.
+
+    `loaders` uclient processes run side by side, each with its share of the clients (one
+    uclient tops out near 140 000 packets/s here); loader i targets `ports[i % len]` (parley's
+    worker ports), else `port`.
+    """
+    targets = ports or [port]
+    for p in set(targets):
+        wait_udp(p)
     time.sleep(0.5)
     before = cpu_seconds(proc.pid)
     target = ["-y"] if peer is None else ["-e", "127.0.0.1", "-r", str(peer)]
-    out = subprocess.run(
-        ["turnutils_uclient", "-c", "-W", SECRET, "-u", "bench", "-p", str(port), *target,
-         "-m", str(clients), "-n", str(messages), "-l", str(size), "-z", str(interval_ms),
+    shares = [clients // loaders + (1 if i < clients % loaders else 0) for i in range(loaders)]
+    runs = [subprocess.Popen(
+        ["turnutils_uclient", "-c", "-W", SECRET, "-u", "bench",
+         "-p", str(targets[i % len(targets)]), *target,
+         "-m", str(n), "-n", str(messages), "-l", str(size), "-z", str(interval_ms),
          "127.0.0.1"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=pinned("load"),
+    ) for i, n in enumerate(shares) if n]  # fmt: skip
+    texts = [r.communicate(timeout=600)[0] for r in runs]
     cpu = cpu_seconds(proc.pid) - before
-    text = out.stdout + out.stderr
-    match = LOSS.search(text)
-    if not match:
-        raise RuntimeError(f"{name}: uclient said {text[-500:]}")
-    lost = int(match.group(1)) + int(match.group(3))
-    if peer is None:
+    lost = relayed = 0
+    for text, n in zip(texts, [n for n in shares if n], strict=True):
+        match = LOSS.search(text)
+        if not match:
+            raise RuntimeError(f"{name}: uclient said {text[-500:]}")
+        lost_here = int(match.group(1)) + int(match.group(3))
+        lost += lost_here
         counts = RECEIVED.findall(text)
-        relayed = int(counts[-1][1]) if counts else clients * messages - lost
-        return Result(name, relayed, lost, cpu)
-    return Result(name, 2 * (clients * messages - lost), lost, cpu)
+        if peer is None:
+            relayed += int(counts[-1][1]) if counts else n * messages - lost_here
+        else:
+            relayed += 2 * (n * messages - lost_here)
+    return Result(name, relayed, lost, cpu)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -180,19 +220,22 @@ def run_one(variant: str, workers: int, peer: int | None, *, shape: str = "uclie
             return webrtc(variant, proc, port, rate=load_args["rate"],
                           seconds=load_args["seconds"])  # fmt: skip
         load_args = {k: v for k, v in load_args.items() if k not in ("rate", "seconds")}
-        return load(variant, proc, port, peer, **load_args)
+        ports = worker_ports_of(port, workers) if variant.endswith("-wp") else None
+        return load(variant, proc, port, peer, ports=ports, **load_args)
     finally:
         stop(proc)
 
 
 def max_throughput(variants: list[str], workers: int, rates: list[int], seconds: float,
-                   size: int) -> None:  # fmt: skip
+                   size: int, loaders: int = 1) -> None:  # fmt: skip
     """Every worker: the highest client-to-client rate each server relays at < 0.1 % loss.
 
     Interleaved: at each rate every server that has not failed yet runs once.
     """
     print(f"\nmax throughput, workers={workers} (coturn: as many relay threads), "
-          f"uclient -y, {size} B, {seconds:.0f} s per step")  # fmt: skip
+          f"uclient -y x{loaders}, {size} B, {seconds:.0f} s per step, "
+          f"server CPUs {sorted(PINNING['server'] or []) or 'any'}, "
+          f"load CPUs {sorted(PINNING['load'] or []) or 'any'}")  # fmt: skip
     best: dict[str, int] = dict.fromkeys(variants, 0)
     failed: set[str] = set()
     for rate in rates:
@@ -201,7 +244,8 @@ def max_throughput(variants: list[str], workers: int, rates: list[int], seconds:
                 continue
             clients = max(1, round(rate / 200))
             r = run_one(v, workers, None, clients=clients, messages=int(seconds * 200),
-                        interval_ms=5, size=size, rate=rate, seconds=int(seconds))  # fmt: skip
+                        interval_ms=5, size=size, rate=rate, seconds=int(seconds),
+                        loaders=loaders)  # fmt: skip
             sent = clients * int(seconds * 200)
             loss = r.lost / max(sent, 1)
             print(f"{v:16s} {rate:7d}/s  relayed {r.relayed:8d}  loss {100 * loss:6.3f} %  "
@@ -234,6 +278,12 @@ def main() -> None:
                         help="uclient: fixed-size packets; webrtc: audio+video packet sizes")
     parser.add_argument("--max", default="", metavar="RATES",
                         help="max-throughput run instead: comma-separated packets/s steps")
+    parser.add_argument("--loaders", type=int, default=1,
+                        help="uclient processes side by side (max-throughput run)")
+    parser.add_argument("--server-cpus", default="", metavar="CPUS",
+                        help="confine the servers to these CPUs (e.g. 1), see --load-cpus")
+    parser.add_argument("--load-cpus", default="", metavar="CPUS",
+                        help="confine the load generators to these CPUs (e.g. 0)")
     parser.add_argument("--variants", default="parley,coturn",
                         help=f"servers, of coturn,{','.join(PARLEY_VARIANTS)}")  # fmt: skip
     args = parser.parse_args()
@@ -241,6 +291,8 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"error: {tool} not found (apt install coturn)")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for role, text in (("server", args.server_cpus), ("load", args.load_cpus)):
+        PINNING[role] = {int(c) for c in text.split(",") if c.strip()} or None
     interval_ms = 10
     per_client = 1000 / interval_ms
     hops = 2 if args.peer else 1
@@ -260,7 +312,7 @@ def main() -> None:
             peer.terminate()
         for workers in [int(w) for w in args.workers.split(",")]:
             rates = [int(r) for r in args.max.split(",")]
-            max_throughput(variants, workers, rates, args.seconds, args.size)
+            max_throughput(variants, workers, rates, args.seconds, args.size, args.loaders)
         return
     if args.shape == "webrtc":
         print(f"load: WebRTC-shaped (audio 20 ms + video bursts), ~{args.rate} relayed "
