@@ -168,11 +168,17 @@ class RelaySettings(BaseSettings):
         """The per-worker listening ports (worker k: `worker_port_base` + k), or [] when off.
 
         Raises:
-            ValueError: past 65535, or overlapping the relayed range or another listener.
+            ValueError: past 65535, more than `MAX_WORKER_PORTS` workers, overlapping the
+                relayed range or another listener, or with a translated public port.
         """
         base = self.worker_port_base
         if base is None:
             return []
+        if self.public_port is not None or self.public_tcp_port is not None:
+            raise ValueError(
+                "--worker-port-base cannot be combined with --public-port or --public-tcp-port: "
+                "worker ports are announced as bound, a port translation would break them"
+            )
         if self.effective_workers() > MAX_WORKER_PORTS:
             raise ValueError(
                 f"--worker-port-base allows at most {MAX_WORKER_PORTS} workers, "
