@@ -4,7 +4,8 @@ Worker k listens alone on P+k. Two clients of one worker port meet in process (t
 relay's /metrics counts the packets as delivered in process), on the compiled and the
 pure-Python path; a client of the other worker port still gets its data through the kernel;
 a client of the shared port that the kernel put in the same worker meets a worker-port
-client in process too, each answered from the port it used. Rooms, fed by the real relay's
+client in process too, each answered from the port it used; aioice reaches an outside peer
+over UDP and TCP through a worker port. Rooms, fed by the real relay's
 heartbeats over NATS, gives two joins of one room the same worker port, and an allocation
 on it lands in that worker.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from relay_it_support import ROOT, RawClient, RelayProcess, free_port_pair, relay_port_range
+from test_relay_aioice import _round_trip
 from test_relay_modes import _local_delivered, _published, _talk, _worker_of, mode_params
 
 from services.common.infra import reserve_port
@@ -82,9 +84,9 @@ async def allocated(server: tuple[str, int]) -> tuple[SourceCheckingClient, tupl
 
 @pytest.mark.parametrize("env", mode_params("compiled", "python"))
 async def test_worker_ports_in_process_on_one_port_kernel_across(
-    relay_factory: Callable[..., RelayProcess], env: dict[str, str]
+    relay_factory: Callable[..., RelayProcess], echo_peer: tuple[str, int], env: dict[str, str]
 ) -> None:
-    relay, base = start(relay_factory, env=env)
+    relay, base = start(relay_factory, "--allow-peer", "127.0.0.1/32", env=env)
     port0, port1 = ("127.0.0.1", base), ("127.0.0.1", base + 1)
     clients: list[SourceCheckingClient] = []
     try:
@@ -114,6 +116,9 @@ async def test_worker_ports_in_process_on_one_port_kernel_across(
         # every client heard only the port it talks to
         for client in (a, b, c, x):
             assert client.heard == {client.server}
+        # aioice to an outside peer, over UDP and TCP on a worker port
+        await _round_trip(port1, echo_peer, "udp")
+        await _round_trip(port1, echo_peer, "tcp")
     finally:
         for client in clients:
             client.close()
