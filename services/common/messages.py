@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,11 @@ class RelayHeartbeat(_Message):
     udp_port: int | None = Field(default=3478, ge=1, le=65535)
     tcp_port: int | None = Field(default=3478, ge=1, le=65535)
     tls_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=list, max_length=64,
+        description="one UDP+TCP port per worker process (`--worker-port-base`): rooms sends "
+        "every member of a room to the same one, so their packets meet in one process",
+    )
     realm: str = Field(default="parley", max_length=128)
     allocations: int = Field(default=0, ge=0)
     capacity: int | None = Field(default=None, ge=0, description="allocation quota, if any")

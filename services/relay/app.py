@@ -73,23 +73,28 @@ def _bind(kind: int, address: tuple[str, int], what: str, *, reuseport: bool) ->
 
 
 def bind_worker_sockets(settings: RelaySettings, workers: int) -> list[ListenSockets]:
-    """One set of SO_REUSEPORT listening sockets per worker."""
+    """One set of SO_REUSEPORT listening sockets per worker, plus worker k's own UDP and
+    TCP port (`worker_port_base` + k, bound without SO_REUSEPORT) when that is set."""
     listen = settings.listen_address()
     tls = settings.tls_address()
+    own_ports = settings.worker_listen_ports()
     result: list[ListenSockets] = []
     try:
-        for _ in range(workers):
+        for index in range(workers):
             udp = _bind(socket.SOCK_DGRAM, listen, "UDP", reuseport=True)
             sockets = ListenSockets(udp=udp, tcp=udp)
             result.append(sockets)
             sockets.tcp = _bind(socket.SOCK_STREAM, listen, "TCP", reuseport=True)
             if tls is not None:
                 sockets.tls = _bind(socket.SOCK_STREAM, tls, "TLS", reuseport=True)
+            if own_ports:
+                own = (listen[0], own_ports[index])
+                sockets.own_udp = _bind(socket.SOCK_DGRAM, own, "worker UDP", reuseport=False)
+                sockets.own_tcp = _bind(socket.SOCK_STREAM, own, "worker TCP", reuseport=False)
     except StartupError:
         for s in result:
-            for sock in (s.udp, s.tcp, s.tls):
-                if sock is not None:
-                    sock.close()
+            for sock in s.all():
+                sock.close()
         raise
     return result
 
@@ -200,6 +205,7 @@ class Supervisor:
             udp_port=port,
             tcp_port=s.public_tcp_port or port,
             tls_port=tls[1] if tls else None,
+            worker_ports=s.worker_listen_ports(),
             realm=s.realm,
             allocations=int(self.shared.total("allocations")),
             capacity=s.total_quota,
@@ -265,11 +271,11 @@ def run(settings: RelaySettings) -> int:
     shared = SharedState(workers)
     context = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = []
-    everything = [s for ls in sockets for s in (ls.udp, ls.tcp, ls.tls) if s is not None]
+    everything = [s for ls in sockets for s in ls.all()]
     if http_sock is not None:
         everything.append(http_sock)
     for index, own in enumerate(sockets):
-        mine = {id(own.udp), id(own.tcp), id(own.tls)}
+        mine = {id(s) for s in own.all()}
         own.extra = [s for s in everything if id(s) not in mine]
         proc = context.Process(
             target=worker_main, args=(settings, own, index, shared), name=f"relay-worker-{index}"
@@ -277,12 +283,13 @@ def run(settings: RelaySettings) -> int:
         proc.start()
         procs.append(proc)
     for ls in sockets:
-        for sock in (ls.udp, ls.tcp, ls.tls):
-            if sock is not None:
-                sock.close()
+        for sock in ls.all():
+            sock.close()
+    own_ports = settings.worker_listen_ports()
     log.info(
-        "relay %s: %d workers, realm %s, ports %s, NATS %s",
+        "relay %s: %d workers, realm %s, ports %s, worker ports %s, NATS %s",
         settings.relay_id, workers, settings.realm, settings.ports,
+        f"{own_ports[0]}-{own_ports[-1]}" if own_ports else "off",
         "on" if settings.nats_url else "off",
     )  # fmt: skip
     supervisor = Supervisor(settings, procs, shared, http_sock)

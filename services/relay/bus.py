@@ -93,7 +93,11 @@ class FleetLink:
         if self.nc is None or not self.nc.is_connected:
             return
         with contextlib.suppress(Exception):
-            data = self.heartbeat().model_dump_json().encode()
+            hb = self.heartbeat()
+            # no worker ports: leave the field out, so a rooms from before it (its
+            # messages forbid unknown fields) still reads this relay during an upgrade
+            data = hb.model_dump_json(exclude=None if hb.worker_ports else {"worker_ports"})
+            await self.nc.publish(relay_heartbeat(self.relay_id), data.encode())
             await self.nc.publish(relay_heartbeat(self.relay_id), data)
 
     async def close(self) -> None:

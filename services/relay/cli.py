@@ -64,6 +64,11 @@ def relay(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes, 0 = cores [PARLEY_RELAY_WORKERS]")
     ] = None,
+    worker_port_base: Annotated[
+        int | None,
+        typer.Option(help="Worker k also listens alone on this port + k, for rooms to steer "
+                     "one room to one worker [PARLEY_RELAY_WORKER_PORT_BASE]"),
+    ] = None,
     allow_peer: Annotated[
         list[str] | None,
         typer.Option(help="CIDR opened to peers, repeatable [PARLEY_RELAY_ALLOW_PEER]"),

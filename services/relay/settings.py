@@ -6,7 +6,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.common.settings import check_cidrs, split_list
 
 from .turn.policy import parse_networks
+
+MAX_WORKER_PORTS: Final[int] = 64  # a heartbeat carries at most this many worker ports
 
 
 def split_hostport(value: str, *, default_port: int | None = None) -> tuple[str, int]:
@@ -69,6 +71,12 @@ class RelaySettings(BaseSettings):
         default=None, description="File with the current secret on line 1, previous on line 2."
     )
     workers: int = Field(default=0, ge=0, le=256, description="Worker processes; 0 = cores.")
+    worker_port_base: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Worker k also listens (UDP and TCP, alone, no SO_REUSEPORT) on this "
+        "port + k and the heartbeat announces these ports, so rooms can send every member "
+        "of one room to one worker (in-process delivery); unset = off.",
+    )
     allow_peer: Annotated[list[str], NoDecode, AfterValidator(check_cidrs)] = Field(
         default_factory=list,
         description="CIDRs opened to peers despite the deny list (comma- or space-separated, "
@@ -130,6 +138,7 @@ class RelaySettings(BaseSettings):
             if self.tls_cert is None or self.tls_key is None:
                 raise ValueError("--tls-listen needs --tls-cert and --tls-key")
         self.port_range()
+        self.worker_listen_ports()
         parse_networks(self.allow_peer)
         if not self.secrets():
             raise ValueError("a shared secret is required: --secret or --secret-file")
@@ -154,6 +163,49 @@ class RelaySettings(BaseSettings):
                 f"--ports must be within 1024-65535 and LOW <= HIGH, got {self.ports!r}"
             )
         return low, high
+
+    def worker_listen_ports(self) -> list[int]:
+        """The per-worker listening ports (worker k: `worker_port_base` + k), or [] when off.
+
+        Raises:
+            ValueError: past 65535, more than `MAX_WORKER_PORTS` workers, overlapping the
+                relayed range or another listener, or with a translated public port.
+        """
+        base = self.worker_port_base
+        if base is None:
+            return []
+        if self.public_port is not None or self.public_tcp_port is not None:
+            raise ValueError(
+                "--worker-port-base cannot be combined with --public-port or --public-tcp-port: "
+                "worker ports are announced as bound, a port translation would break them"
+            )
+        if self.effective_workers() > MAX_WORKER_PORTS:
+            raise ValueError(
+                f"--worker-port-base allows at most {MAX_WORKER_PORTS} workers, "
+                f"not {self.effective_workers()}"
+            )
+        last = base + self.effective_workers() - 1
+        if last > 65535:
+            raise ValueError(
+                f"--worker-port-base {base} with {self.effective_workers()} workers ends past "
+                "65535"
+            )
+        low, high = self.port_range()
+        if base <= high and low <= last:
+            raise ValueError(
+                f"--worker-port-base ports {base}-{last} overlap the relayed ports {low}-{high}"
+            )
+        tls = self.tls_address()
+        others = {
+            "--listen": self.listen_address()[1], "--tls-listen": tls[1] if tls else None,
+            "--http-port": self.http_port or None,
+        }  # fmt: skip
+        for option, port in others.items():
+            if port is not None and base <= port <= last:
+                raise ValueError(
+                    f"--worker-port-base ports {base}-{last} include the {option} port {port}"
+                )
+        return list(range(base, last + 1))
 
     def effective_relay_ip(self) -> str:
         """Where relayed sockets bind: `relay_ip`, else the listen host if it is specific."""

@@ -35,9 +35,10 @@ def normalize(addr: Any) -> tuple[str, int]:
 class UdpListener(asyncio.DatagramProtocol):
     """The client-facing UDP socket of one worker."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, *, conn: int = 0) -> None:
         self.worker = worker
         self.server = worker.server
+        self.conn = conn  # which of the worker's UDP sockets (see worker.OWN_PORT)
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -46,7 +47,7 @@ class UdpListener(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if len(addr) != 2:
             addr = (addr[0], addr[1])
-        client = Client("udp", addr)
+        client = Client("udp", addr, self.conn)
         if data and 0x40 <= data[0] < 0x80:
             out = self.server.channel_to_peer(client, data, time.time())
             if type(out) is ToPeer:
@@ -71,8 +72,9 @@ class FastUdpListener:
     created or deleted an allocation (its `generation` moved), before the next packet.
     """
 
-    def __init__(self, worker: Worker, sock: socket.socket, fast: Any) -> None:
+    def __init__(self, worker: Worker, sock: socket.socket, fast: Any, *, conn: int = 0) -> None:
         self.worker = worker
+        self.conn = conn  # which of the worker's UDP sockets (see worker.OWN_PORT)
         self.server = worker.server
         self.sock = sock
         self.fd = sock.fileno()
@@ -120,7 +122,7 @@ class FastUdpListener:
 
     def handle(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         """One datagram on the Python path."""
-        client = Client("udp", addr)
+        client = Client("udp", addr, self.conn)
         if data and 0x40 <= data[0] < 0x80:
             out = self.server.channel_to_peer(client, data, now)
             if out is None:

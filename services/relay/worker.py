@@ -49,14 +49,28 @@ RELAY_SOCKET_BUFFER: Final[int] = 1 << 20
 STREAM_IDLE: Final[float] = 60.0
 
 
+#: `Client.conn` of a UDP client of the worker's own port (`--worker-port-base`); 0 is the
+#: shared port. A client's 5-tuple includes the port it reached, so the same source address
+#: on both ports is two clients, each answered from the port it used.
+OWN_PORT: Final[int] = 1
+
+
 @dataclass
 class ListenSockets:
-    """Sockets the supervisor bound for one worker."""
+    """Sockets the supervisor bound for one worker: the shared (SO_REUSEPORT) ones, and
+    the worker's own UDP and TCP port when `--worker-port-base` is set."""
 
     udp: socket.socket
     tcp: socket.socket
     tls: socket.socket | None = None
+    own_udp: socket.socket | None = None
+    own_tcp: socket.socket | None = None
     extra: list[socket.socket] = field(default_factory=list)
+
+    def all(self) -> list[socket.socket]:
+        """Every socket of this set."""
+        return [s for s in (self.udp, self.tcp, self.tls, self.own_udp, self.own_tcp)
+                if s is not None]  # fmt: skip
 
 
 def _ip_literals(*hosts: str | None) -> tuple[str, ...]:
@@ -83,7 +97,7 @@ def server_config(settings: RelaySettings, *, workers: int = 1) -> ServerConfig:
         listen_ports=tuple(
             p for p in (listen_port, tls[1] if tls else None, settings.public_port,
                         settings.public_tcp_port) if p is not None
-        ),
+        ) + tuple(settings.worker_listen_ports()),
         own_ips=_ip_literals(listen_host, tls[0] if tls else None, settings.public_host),
         user_quota=settings.user_quota,
         total_quota=max(1, -(-settings.total_quota // workers)),
@@ -127,6 +141,8 @@ class Worker:
         self.streams: dict[int, StreamConnection] = {}
         self.udp: asyncio.DatagramTransport | FastUdpListener | None = None
         self.fast_udp: FastUdpListener | None = None
+        self.own_udp: asyncio.DatagramTransport | FastUdpListener | None = None  # OWN_PORT
+        self.fast_own: FastUdpListener | None = None
         self.stop = asyncio.Event()
         self.drain_deadline: float | None = None
         self.secrets_generation = shared.get("secrets_generation")
@@ -160,8 +176,9 @@ class Worker:
     def send_client(self, client: Client, data: bytes) -> None:
         """Send bytes to a client on its own transport."""
         if client.transport == "udp":
-            if self.udp is not None:
-                self.udp.sendto(data, client.address)
+            udp = self.own_udp if client.conn == OWN_PORT else self.udp
+            if udp is not None:
+                udp.sendto(data, client.address)
         else:
             stream = self.streams.get(client.conn)
             if stream is not None:
@@ -202,8 +219,11 @@ class Worker:
 
     async def _attach_relay(self, client: Client, sock: socket.socket) -> None:
         relayed = (self.relay_ip, sock.getsockname()[1])
-        if self.fast_udp is not None and not self.fast_udp.closed:
-            self.relays[relayed] = FastRelaySocket(self.fast_udp, sock, relayed)
+        # the listener that answers this client: a cached peer route sends through it
+        fast = self.fast_own if client.conn == OWN_PORT and client.transport == "udp" \
+            else self.fast_udp
+        if fast is not None and not fast.closed:
+            self.relays[relayed] = FastRelaySocket(fast, sock, relayed)
             self.dispatch(self.server.relay_opened(client, relayed, time.time()))
             self._trace_allocation(client)
             return
@@ -241,18 +261,14 @@ class Worker:
     async def start(self) -> None:
         """Attach the pre-bound sockets to the event loop."""
         loop = asyncio.get_running_loop()
-        if self.fast is not None:
-            self.fast_udp = FastUdpListener(self, self.sockets.udp, self.fast)
-            self.fast_udp.start()
-            self.udp = self.fast_udp
-        else:
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: UdpListener(self), sock=self.sockets.udp
-            )
-            self.udp = udp
-        self._servers.append(
-            await loop.create_server(lambda: StreamConnection(self, "tcp"), sock=self.sockets.tcp)
-        )
+        self.fast_udp, self.udp = await self._listen_udp(self.sockets.udp, 0)
+        if self.sockets.own_udp is not None:
+            self.fast_own, self.own_udp = await self._listen_udp(self.sockets.own_udp, OWN_PORT)
+        for tcp in (self.sockets.tcp, self.sockets.own_tcp):
+            if tcp is not None:
+                self._servers.append(
+                    await loop.create_server(lambda: StreamConnection(self, "tcp"), sock=tcp)
+                )
         if self.sockets.tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             assert self.settings.tls_cert is not None
@@ -262,6 +278,19 @@ class Worker:
                     lambda: StreamConnection(self, "tls"), sock=self.sockets.tls, ssl=context
                 )
             )
+
+    async def _listen_udp(
+        self, sock: socket.socket, conn: int
+    ) -> tuple[FastUdpListener | None, asyncio.DatagramTransport | FastUdpListener]:
+        """Serve one client-facing UDP socket; its clients are `Client("udp", addr, conn)`."""
+        if self.fast is not None:
+            fast = FastUdpListener(self, sock, self.fast, conn=conn)
+            fast.start()
+            return fast, fast
+        udp, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: UdpListener(self, conn=conn), sock=sock
+        )
+        return None, udp
 
     def begin_drain(self, deadline: float | None = None) -> None:
         """Refuse new allocations; close the rest at the deadline."""
@@ -325,9 +354,10 @@ class Worker:
         s.worker_set(i, "rate_limited", stats.rate_limited)
         s.worker_set(i, "malformed", stats.malformed)
         dropped, local = stats.dropped, stats.local_delivered
-        if self.fast_udp is not None:
-            dropped += self.fast_udp.routes.dropped
-            local += self.fast_udp.routes.local_delivered
+        for fast in (self.fast_udp, self.fast_own):
+            if fast is not None:
+                dropped += fast.routes.dropped
+                local += fast.routes.local_delivered
         s.worker_set(i, "dropped", dropped)
         s.worker_set(i, "local_delivered", local)
         s.worker_set(i, "tcp_connections", len(self.streams))
@@ -361,8 +391,9 @@ class Worker:
         for stream in list(self.streams.values()):
             if stream.transport is not None:
                 stream.transport.close()
-        if self.udp is not None:
-            self.udp.close()
+        for udp in (self.udp, self.own_udp):
+            if udp is not None:
+                udp.close()
         self.publish()
         log.info("worker %d stopped", self.index)
 

@@ -11,6 +11,7 @@ punctual one at once, instead of waiting for the TTL.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -113,25 +114,44 @@ class RelayRegistry:
         return other
 
 
+def worker_port_for(hb: RelayHeartbeat, room_key: str) -> int | None:
+    """The relay's worker port for one room, or None when the relay announces none.
+
+    Every member of a room gets the same port, so their allocations live in one relay
+    worker and its packets between them stay in that process (in-process delivery); rooms
+    spread evenly over the workers. `room_key` is the room's keyed hash
+    (`services.common.hashing.room_key`), never its name: the choice reveals nothing about
+    the name to whoever lacks the hash key.
+    """
+    if not hb.worker_ports:
+        return None
+    digest = hashlib.sha256(room_key.encode()).digest()
+    return hb.worker_ports[int.from_bytes(digest[:8], "big") % len(hb.worker_ports)]
+
+
 def ice_servers_for(
     hb: RelayHeartbeat | None, *, username: str, credential: str, stun_urls: list[str],
-    host: str | None = None,
+    host: str | None = None, room_key: str | None = None,
 ) -> list[dict[str, object]]:
     """RTCIceServer entries for a relay (STUN + TURN UDP/TCP/TLS), or STUN-only without one.
 
     `host` replaces the relay's announced address (see `services.common.publicurl.relay_host`).
+    `room_key` (the room's keyed hash) picks the relay's worker port for the TURN UDP and
+    TCP URLs when it announces worker ports (`worker_port_for`); STUN and TLS keep the
+    shared ports.
     """
     if hb is None:
         return [{"urls": list(stun_urls)}] if stun_urls else []
     address = host or hb.public_host
     host = f"[{address}]" if ":" in address else address
+    worker = worker_port_for(hb, room_key) if room_key is not None else None
     stun: list[str] = []
     turn: list[str] = []
     if hb.udp_port:
         stun.append(f"stun:{host}:{hb.udp_port}")
-        turn.append(f"turn:{host}:{hb.udp_port}?transport=udp")
+        turn.append(f"turn:{host}:{worker or hb.udp_port}?transport=udp")
     if hb.tcp_port:
-        turn.append(f"turn:{host}:{hb.tcp_port}?transport=tcp")
+        turn.append(f"turn:{host}:{worker or hb.tcp_port}?transport=tcp")
     if hb.tls_port:
         turn.append(f"turns:{host}:{hb.tls_port}?transport=tcp")
     servers: list[dict[str, object]] = []

@@ -374,6 +374,7 @@ async def _ice_servers(request: Request, rk: str, ip: str, now: float, *,
         # never from the Host header (issue 15 item 6): the public URL's host or nothing
         host=relay_host(relay.public_host, _local_address(request), client=ip,
                         fallback=hostname(s.public_url)),
+        room_key=rk,  # the room's worker port, when the relay has them
     )
     await hint_relay_trace(ctx.bus, relay.relay_id, cred.username)
     return servers + external, []

@@ -231,8 +231,10 @@ class TurnServer:
         """The route ChannelData on `channel_number` from `client` takes now, for a cache.
 
         Only the common case: a UDP client, a live channel and permission at A and, for an
-        allocation of this server, a UDP client B with a permission for A's relayed IP and a
-        channel bound to A's relayed address. Anything else stays on the Python path.
+        allocation of this server, a UDP client B of the same listening socket as A (the
+        cache answers B through A's socket; `Client.conn` tells a worker's sockets apart)
+        with a permission for A's relayed IP and a channel bound to A's relayed address.
+        Anything else stays on the Python path.
         """
         alloc = self._by_client.get(client)
         if alloc is None or client.transport != "udp":
@@ -248,7 +250,7 @@ class TurnServer:
         dest = self._by_relayed.get(peer) if self._local else None
         if dest is None:
             return FastRoute(False, alloc.relayed, peer, 0, until, alloc.meter, None)
-        if dest.client.transport != "udp":
+        if dest.client.transport != "udp" or dest.client.conn != client.conn:
             return None
         back = dest.peer_channels.get(alloc.relayed)
         dperm = dest.permissions.get(alloc.relayed[0])
