@@ -181,6 +181,79 @@ def load(name: str, proc: subprocess.Popen[bytes], port: int, peer: int | None, 
     return Result(name, relayed, lost, cpu)
 
 
+BLAST = re.compile(r"sent (\d+) received (\d+) seconds ([\d.]+) late (\d+) dropped (\d+)")
+
+
+def blaster_binary() -> Path:
+    """bench/relay/blaster.c, compiled into build/ when missing or older than its source."""
+    source = ROOT / "bench" / "relay" / "blaster.c"
+    binary = ROOT / "build" / "blaster"
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        binary.parent.mkdir(exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+@dataclass
+class Blast(Result):
+    """A blaster run: also the rate it achieved and whether it kept its pace."""
+
+    sent: int = 0
+    seconds: float = 0.0
+    late_ticks: int = 0
+
+    @property
+    def achieved(self) -> float:
+        return self.sent / max(self.seconds, 1e-9)
+
+
+def blast(name: str, proc: subprocess.Popen[bytes], port: int, *, rate: int, seconds: float,
+          size: int, loaders: int, ports: list[int] | None = None) -> Blast:  # fmt: skip
+    """The paced C load (blaster.c): `rate` relayed packets/s from clients sending 200/s
+    each, in pairs (each bound to its partner's relayed address), split over `loaders`
+    processes; loader i's clients on `ports[i % len]` (parley's worker ports), else `port`."""
+    from .webrtc_load import close, connect_pairs
+
+    targets = ports or [port]
+    for p in set(targets):
+        wait_udp(p)
+    pairs = max(1, round(rate / 400))
+    per_loader = [pairs // loaders + (1 if i < pairs % loaders else 0) for i in range(loaders)]
+    groups = [connect_pairs(("127.0.0.1", targets[i % len(targets)]), SECRET, n)
+              for i, n in enumerate(per_loader) if n]  # fmt: skip
+    try:
+        for group in groups:
+            for c in group:
+                c.sock.connect(c.server)
+        binary = str(blaster_binary())
+        total = sum(len(g) for g in groups)
+        before = cpu_seconds(proc.pid)
+        runs = [subprocess.Popen(
+            [binary, str(rate * len(g) / total), str(seconds), str(size),
+             *(str(c.sock.fileno()) for c in g)],
+            pass_fds=[c.sock.fileno() for c in g], stdout=subprocess.PIPE, text=True,
+            preexec_fn=pinned("load"),
+        ) for g in groups]  # fmt: skip
+        outs = [r.communicate(timeout=seconds + 60)[0] for r in runs]
+        cpu = cpu_seconds(proc.pid) - before
+    finally:
+        for group in groups:
+            close(group)
+    sent = received = late = dropped = 0
+    took = 0.0
+    for out in outs:
+        m = BLAST.search(out)
+        if not m:
+            raise RuntimeError(f"{name}: blaster said {out[-300:]}")
+        sent += int(m[1]) + int(m[5])
+        received += int(m[2])
+        took = max(took, float(m[3]))
+        late += int(m[4])
+        dropped += int(m[5])
+    return Blast(name, received, sent - received, cpu, sent=sent, seconds=took,
+                 late_ticks=late)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     for _ in range(2):  # parley: the second SIGTERM skips the drain
         if proc.poll() is None:
@@ -216,11 +289,15 @@ def run_one(variant: str, workers: int, peer: int | None, *, shape: str = "uclie
     starter = start_coturn if variant == "coturn" else start_parley
     proc = starter(port, workers, variant)
     try:
+        ports = worker_ports_of(port, workers) if variant.endswith("-wp") else None
         if shape == "webrtc":
             return webrtc(variant, proc, port, rate=load_args["rate"],
                           seconds=load_args["seconds"])  # fmt: skip
+        if shape == "blaster":
+            return blast(variant, proc, port, rate=load_args["rate"],
+                         seconds=load_args["seconds"], size=load_args["size"],
+                         loaders=load_args.get("loaders", 1), ports=ports)  # fmt: skip
         load_args = {k: v for k, v in load_args.items() if k not in ("rate", "seconds")}
-        ports = worker_ports_of(port, workers) if variant.endswith("-wp") else None
         return load(variant, proc, port, peer, ports=ports, **load_args)
     finally:
         stop(proc)
@@ -230,38 +307,48 @@ def max_throughput(variants: list[str], workers: int, rates: list[int], seconds:
                    size: int, loaders: int = 1) -> None:  # fmt: skip
     """Every worker: the highest client-to-client rate each server relays at < 0.1 % loss.
 
-    Interleaved: at each rate every server that has not failed yet runs once.
+    The paced C load (blaster.c), clients of 200 packets/s each. Interleaved: at each rate
+    every server that has not failed yet runs once. A step counts only when the load kept
+    its pace (achieved >= 97 % of the rate); when it did not, the load generator is the
+    limit and the step says so instead of passing or failing the server.
     """
     print(f"\nmax throughput, workers={workers} (coturn: as many relay threads), "
-          f"uclient -y x{loaders}, {size} B, {seconds:.0f} s per step, "
+          f"blaster x{loaders}, {size} B, {seconds:.0f} s per step, "
           f"server CPUs {sorted(PINNING['server'] or []) or 'any'}, "
           f"load CPUs {sorted(PINNING['load'] or []) or 'any'}")  # fmt: skip
-    best: dict[str, int] = dict.fromkeys(variants, 0)
+    best: dict[str, float] = dict.fromkeys(variants, 0.0)
     failed: set[str] = set()
+    limited: set[str] = set()
     for rate in rates:
         for v in variants:
-            if v in failed:
+            if v in failed or v in limited:
                 continue
-            clients = max(1, round(rate / 200))
-            r = run_one(v, workers, None, clients=clients, messages=int(seconds * 200),
-                        interval_ms=5, size=size, rate=rate, seconds=int(seconds),
-                        loaders=loaders)  # fmt: skip
-            sent = clients * int(seconds * 200)
-            loss = r.lost / max(sent, 1)
-            print(f"{v:16s} {rate:7d}/s  relayed {r.relayed:8d}  loss {100 * loss:6.3f} %  "
-                  f"{r.us_per_packet:6.2f} µs/pkt")  # fmt: skip
-            if loss < 0.001:
-                best[v] = rate
-            else:
+            r = run_one(v, workers, None, shape="blaster", size=size, rate=rate,
+                        seconds=int(seconds), loaders=loaders)  # fmt: skip
+            assert isinstance(r, Blast)
+            loss = r.lost / max(r.sent, 1)
+            kept = r.achieved >= 0.97 * rate
+            verdict = "ok" if loss < 0.001 and kept else (
+                "LOST" if kept else "load generator behind")
+            print(f"{v:16s} {rate:7d}/s  achieved {r.achieved:9.0f}/s  relayed {r.relayed:8d}  "
+                  f"loss {100 * loss:6.3f} %  {r.us_per_packet:6.2f} µs/pkt  "
+                  f"late ticks {r.late_ticks:5d}  {verdict}")  # fmt: skip
+            if loss < 0.001 and kept:
+                best[v] = r.achieved
+            elif kept:
                 failed.add(v)
-        if len(failed) == len(variants):
+            else:
+                limited.add(v)
+        if len(failed | limited) == len(variants):
             break
-    for v, rate in best.items():
-        print(f"{v}: {rate} packets/s at < 0.1 % loss")
+    for v, achieved in best.items():
+        ceiling = "its ceiling" if v in failed else "not its ceiling: the load stopped first"
+        print(f"{v}: {achieved:.0f} packets/s at < 0.1 % loss ({ceiling})")
     if best.get("coturn"):
         for v in variants:
             if v != "coturn":
-                print(f"{v}/coturn packets/s: {best[v] / best['coturn']:.2f}x")
+                bound = "" if v in failed else " or more"
+                print(f"{v}/coturn packets/s: {best[v] / best['coturn']:.2f}x{bound}")
 
 
 def main() -> None:
@@ -279,7 +366,7 @@ def main() -> None:
     parser.add_argument("--max", default="", metavar="RATES",
                         help="max-throughput run instead: comma-separated packets/s steps")
     parser.add_argument("--loaders", type=int, default=1,
-                        help="uclient processes side by side (max-throughput run)")
+                        help="load generator processes side by side (max-throughput run)")
     parser.add_argument("--server-cpus", default="", metavar="CPUS",
                         help="confine the servers to these CPUs (e.g. 1), see --load-cpus")
     parser.add_argument("--load-cpus", default="", metavar="CPUS",
