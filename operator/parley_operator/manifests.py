@@ -10,14 +10,13 @@ Standard; the relay listens on 3478 (above 1024), so no capability is needed.
 from __future__ import annotations
 
 import base64
-import math
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
 from parley_operator.pool import PoolExtras, PoolRef
-from parley_operator.spec import PoolSpec
+from parley_operator.spec import RELAY_HTTP_PORT, PoolSpec
 
 __all__ = [
     "ANNOTATION_DELETION_COST", "ANNOTATION_DRAINING_SINCE", "ANNOTATION_ROTATE",
@@ -35,7 +34,7 @@ ANNOTATION_DRAINING_SINCE: Final[str] = "parley.dev/draining-since"
 ANNOTATION_ROTATED_AT: Final[str] = "parley.dev/rotated-at"
 ANNOTATION_ROTATE: Final[str] = "parley.dev/rotate-secret"
 ANNOTATION_DELETION_COST: Final[str] = "controller.kubernetes.io/pod-deletion-cost"
-HTTP_PORT: Final[int] = 9641
+HTTP_PORT: Final[int] = RELAY_HTTP_PORT
 UID: Final[int] = 10001
 SECRET_DIR: Final[str] = "/var/run/parley/turn"
 SECRET_FILE_KEY: Final[str] = "secret-file"  # current on line 1, previous on line 2
@@ -221,15 +220,6 @@ def member_service(
     }
 
 
-def _workers(spec: PoolSpec) -> int:
-    cpu = str(spec.resources.get("limits", {}).get("cpu", "") or "")
-    try:
-        cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
-    except ValueError:
-        return 1
-    return max(1, math.floor(cores))
-
-
 def _env(
     spec: PoolSpec, *, relay_id: str, nats_url: str, public_host: str | None,
     public_port: int | None, public_tcp_port: int | None = None,
@@ -245,7 +235,7 @@ def _env(
         {"name": "PARLEY_RELAY_SECRET_FILE", "value": f"{SECRET_DIR}/secrets"},
         {"name": "PARLEY_RELAY_NATS_URL", **nats_url_source(nats_url)},
         {"name": "PARLEY_RELAY_HTTP_PORT", "value": str(HTTP_PORT)},
-        {"name": "PARLEY_RELAY_WORKERS", "value": str(_workers(spec))},
+        {"name": "PARLEY_RELAY_WORKERS", "value": str(spec.relay_workers())},
         {"name": "PARLEY_RELAY_DRAIN_DEADLINE", "value": str(POD_DRAIN_SECONDS)},
     ]
     if public_host is not None:
@@ -253,6 +243,8 @@ def _env(
     else:  # NodePort / HostNetwork: the node's address
         env.append({"name": "PARLEY_RELAY_PUBLIC_HOST",
                     "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
+    if worker_ports := spec.worker_ports():  # validated: never with a public port (NodePort)
+        env.append({"name": "PARLEY_RELAY_WORKER_PORT_BASE", "value": str(worker_ports[0])})
     if public_port is not None:
         env.append({"name": "PARLEY_RELAY_PUBLIC_PORT", "value": str(public_port)})
     if public_tcp_port is not None:
@@ -271,9 +263,14 @@ def _env(
 
 
 def _turn_ports(spec: PoolSpec) -> list[tuple[str, str, int]]:
+    """The ports clients reach, as (name, protocol, port): TURN on UDP and TCP, TLS if on,
+    then each worker port on UDP and TCP (`worker<k>-udp`/`-tcp`, at most 12 characters of
+    the 15 a port name may have)."""
     ports = [("turn-udp", "UDP", spec.ports.listen), ("turn-tcp", "TCP", spec.ports.listen)]
     if spec.ports.tls is not None:
         ports.append(("turn-tls", "TCP", spec.ports.tls))
+    for k, port in enumerate(spec.worker_ports()):
+        ports += [(f"worker{k}-udp", "UDP", port), (f"worker{k}-tcp", "TCP", port)]
     return ports
 
 
@@ -308,7 +305,9 @@ def build_relay_pod_spec(
         tracing: the operator's trace settings, passed on (None: the relay's defaults).
 
     Returns:
-        A core/v1 Pod manifest (restricted Pod Security profile, owner reference to the pool).
+        A core/v1 Pod manifest (restricted Pod Security profile, owner reference to the pool);
+        with `ports.workerBase` and several workers, `PARLEY_RELAY_WORKER_PORT_BASE` and a
+        container port (a host port on the host network) per worker and protocol.
     """
     host_network = spec.exposure.mode == "HostNetwork"
     container_ports: list[dict[str, Any]] = []
@@ -351,7 +350,9 @@ def build_relay_pod_spec(
 def build_relay_service_spec(
     pool: PoolRef, spec: PoolSpec, extras: PoolExtras, *, relay_id: str
 ) -> dict[str, Any] | None:
-    """The Service that gives one relay its public address; None in HostNetwork mode."""
+    """The Service that gives one relay its public address (its TURN ports, and its worker
+    ports when `ports.workerBase` is set and the relays run several workers); None in
+    HostNetwork mode."""
     if spec.exposure.mode == "HostNetwork":
         return None
     return member_service(pool, extras, member_id=relay_id, mode=spec.exposure.mode,

@@ -108,8 +108,8 @@ class PoolExtras(BaseModel):
 
 def _where(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"spec.{where}: {first['msg']}"
+    where = "".join(f".{p}" for p in first["loc"])  # a rule across fields: spec itself
+    return f"spec{where}: {first['msg']}"
 
 
 def parse_pool_spec(raw: dict[str, Any] | None) -> tuple[PoolSpec, PoolExtras]:

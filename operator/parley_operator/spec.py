@@ -3,9 +3,16 @@ pure planner)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+RELAY_HTTP_PORT: Final[int] = 9641  # a relay's /healthz, /readyz, /metrics
+# the relay's own ceiling (services/relay/settings.py MAX_WORKER_PORTS): a heartbeat carries
+# at most this many worker ports
+MAX_WORKER_PORTS: Final[int] = 64
 
 
 class _Spec(BaseModel):
@@ -47,6 +54,11 @@ class Ports(_Spec):
     tls: int | None = Field(default=None, ge=1, le=65535)
     relay_min: int = Field(default=49152, ge=1024, le=65535, alias="relayMin")
     relay_max: int = Field(default=49999, ge=1024, le=65535, alias="relayMax")
+    worker_base: int | None = Field(
+        default=None, ge=1, le=65535, alias="workerBase",
+        description="Worker k of a multi-worker relay also listens (UDP and TCP) on "
+        "workerBase + k, so rooms can send every member of a room to one worker; unset = off.",
+    )
 
 
 class SecretRotation(_Spec):
@@ -71,6 +83,54 @@ class PoolSpec(_Spec):
     allow_peers: list[str] = Field(default_factory=list, alias="allowPeers")
     secret_rotation: SecretRotation = Field(default_factory=SecretRotation, alias="secretRotation")
     probe: Probe = Field(default_factory=Probe)
+
+    def relay_workers(self) -> int:
+        """Worker processes of each relay: the whole cores of the CPU limit, at least 1."""
+        cpu = str(self.resources.get("limits", {}).get("cpu", "") or "")
+        try:
+            cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+        except ValueError:
+            return 1
+        if not math.isfinite(cores):
+            return 1
+        return max(1, math.floor(cores))
+
+    def worker_ports(self) -> list[int]:
+        """The per-worker listening ports each relay gets (worker k: `ports.workerBase` + k),
+        or [] when `workerBase` is unset or the relays run one worker (one worker holds
+        every allocation already; docs/relay.md "Where allocations land")."""
+        base, workers = self.ports.worker_base, self.relay_workers()
+        if base is None or workers < 2:
+            return []
+        return list(range(base, base + workers))
+
+    @model_validator(mode="after")
+    def _worker_ports_fit(self) -> PoolSpec:
+        base = self.ports.worker_base
+        if base is None:
+            return self
+        if self.exposure.mode == "NodePort":
+            # a NodePort Service translates every port to one of its own, and the relay
+            # announces its worker ports as bound (it refuses them with --public-port)
+            raise ValueError(
+                "ports.workerBase needs exposure.mode LoadBalancer or HostNetwork: a NodePort "
+                "Service translates ports, and worker ports must reach the relay as announced")
+        workers = self.relay_workers()
+        if workers > MAX_WORKER_PORTS:
+            raise ValueError(f"ports.workerBase allows at most {MAX_WORKER_PORTS} workers per "
+                             f"relay, the CPU limit gives {workers}")
+        last = base + workers - 1
+        span = f"ports.workerBase {base}" + (f"-{last} ({workers} workers)" if last > base else "")
+        if last > 65535:
+            raise ValueError(f"{span} ends past 65535")
+        p = self.ports
+        if base <= p.relay_max and p.relay_min <= last:
+            raise ValueError(f"{span} overlaps the relayed ports {p.relay_min}-{p.relay_max}")
+        others = {"ports.listen": p.listen, "ports.tls": p.tls, "the HTTP port": RELAY_HTTP_PORT}
+        for what, port in others.items():
+            if port is not None and base <= port <= last:
+                raise ValueError(f"{span} includes {what} {port}")
+        return self
 
 
 class SfuScaling(_Spec):

@@ -45,8 +45,13 @@ def _pool(name: str, spec: dict[str, Any]) -> str:
     ({"replicas": {"max": 0}}, "should be greater than or equal to 1"),
     ({"unknownField": 1}, 'unknown field "spec.unknownField"'),
     ({"secretName": "Not_A_Name"}, "spec.secretName"),
+    ({"exposure": {"mode": "NodePort"}, "ports": {"workerBase": 40000}},
+     "ports.workerBase needs exposure.mode LoadBalancer or HostNetwork, not NodePort"),
+    ({"ports": {"workerBase": 49152}},
+     "ports.workerBase must lie outside ports.relayMin to ports.relayMax"),
 ], ids=["min-over-max", "relay-range-inverted", "exposure-enum", "relay-port-floor",
-        "max-zero", "unknown-field", "secret-name-pattern"])
+        "max-zero", "unknown-field", "secret-name-pattern", "worker-ports-node-port",
+        "worker-ports-in-relay-range"])
 def test_crd_rejects_invalid_pool_with_rule_message(
     control_plane: ControlPlane, namespace: str, spec: dict[str, Any], message: str,
 ) -> None:

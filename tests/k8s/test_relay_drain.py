@@ -154,6 +154,16 @@ async def test_scale_down_drains_least_loaded_real_relay_then_deletes_it(
                     "probe": {"intervalSeconds": 3600, "failureThreshold": 1000}}}
     out = control_plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     assert out.returncode == 0, out.stderr
+    # a second pool, never started (no cloud gives its Service an address): its Service
+    # carries the worker ports of `ports.workerBase`, one per worker of a 2-core relay
+    wp_pool = f"wp-{secrets.token_hex(2)}"
+    out = control_plane.kubectl("apply", "-f", "-", input=json.dumps({
+        **manifest, "metadata": {"name": wp_pool, "namespace": ns}, "spec": {
+            "image": "parley:test", "secretName": access.turn_secret,
+            "replicas": {"min": 1, "max": 1}, "exposure": {"mode": "LoadBalancer"},
+            "ports": {"workerBase": 40000}, "resources": {"limits": {"cpu": "2"}},
+            "probe": {"intervalSeconds": 3600, "failureThreshold": 1000}}}))
+    assert out.returncode == 0, out.stderr
     pods = await eventually(lambda: (lambda p: p if len(p) == 2 else None)(
         _live_pods(control_plane, ns, pool)), what="two relay pods")
 
@@ -208,5 +218,12 @@ async def test_scale_down_drains_least_loaded_real_relay_then_deletes_it(
         release.set()
         await asyncio.wait_for(holder, 10)
         await bus.close()
+    services = await eventually(lambda: _json(control_plane, "get", "services", "-n", ns, "-l",
+                                              f"{LABEL_POOL}={wp_pool}")["items"],
+                                what="the worker-port pool's Service")
+    assert [(p["name"], p["protocol"], p["port"]) for p in services[0]["spec"]["ports"]] == [
+        ("turn-udp", "UDP", 3478), ("turn-tcp", "TCP", 3478),
+        ("worker0-udp", "UDP", 40000), ("worker0-tcp", "TCP", 40000),
+        ("worker1-udp", "UDP", 40001), ("worker1-tcp", "TCP", 40001)]
     log = procs.output("operator")
     assert "403" not in log and "Forbidden" not in log, log[-3000:]

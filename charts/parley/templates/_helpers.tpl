@@ -95,6 +95,34 @@ app.kubernetes.io/component: relay
 parley.dev/pool: {{ include "parley.relay.poolName" . }}
 {{- end }}
 
+{{/*
+Worker processes of each relay of the default pool, as the operator counts them
+(operator/parley_operator/spec.py, PoolSpec.relay_workers): the whole cores of
+relays.resources.limits.cpu ("2", "2500m", 3), at least 1.
+*/}}
+{{- define "parley.relay.workers" -}}
+{{- $cpu := toString (dig "limits" "cpu" "" .Values.relays.resources) }}
+{{- $cores := 0.0 }}
+{{- if hasSuffix "m" $cpu }}
+{{- $cores = divf (float64 (trimSuffix "m" $cpu)) 1000 }}
+{{- else if $cpu }}
+{{- $cores = float64 $cpu }}
+{{- end }}
+{{- max 1 (int (floor $cores)) }}
+{{- end }}
+
+{{/*
+The default pool's worker ports as "FIRST LAST" (relays.ports.workerBase to workerBase+N-1 for
+N workers), or "" when off: workerBase 0, or one worker (the operator then passes none).
+*/}}
+{{- define "parley.relay.workerPorts" -}}
+{{- $base := int .Values.relays.ports.workerBase }}
+{{- $workers := int (include "parley.relay.workers" .) }}
+{{- if and $base (gt $workers 1) }}
+{{- printf "%d %d" $base (add $base $workers -1) }}
+{{- end }}
+{{- end }}
+
 {{/* The default SfuPool's name (52: room for the operator's `-xxxxx` pod suffix). */}}
 {{- define "parley.sfu.poolName" -}}
 {{- printf "%s-sfu" (include "parley.fullname" .) | trunc 52 | trimSuffix "-" }}
