@@ -37,8 +37,12 @@ RECEIVED = re.compile(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", re.M)
 
 
 def free_port() -> int:
-    """A port free for UDP and TCP on 127.0.0.1."""
-    return common_free_port(udp_too=True)
+    """A port free for UDP and TCP on 127.0.0.1, with room for worker ports after it, and
+    outside the servers' relayed ranges (30000-33999)."""
+    while True:
+        port = common_free_port(udp_too=True)
+        if not 30000 - 64 <= port <= 33999:
+            return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -342,7 +346,8 @@ def max_throughput(variants: list[str], workers: int, rates: list[int], seconds:
         if len(failed | limited) == len(variants):
             break
     for v, achieved in best.items():
-        ceiling = "its ceiling" if v in failed else "not its ceiling: the load stopped first"
+        ceiling = ("its ceiling" if v in failed else "not its ceiling: the load generator fell "
+                   "behind" if v in limited else "not its ceiling: the highest rate offered")
         print(f"{v}: {achieved:.0f} packets/s at < 0.1 % loss ({ceiling})")
     if best.get("coturn"):
         for v in variants:
