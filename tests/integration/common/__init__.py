@@ -1,0 +1,1 @@
+"""Integration tests of services.common pieces on the session's real NATS."""
