@@ -7,24 +7,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from services.common.bus import Envelope, NatsBus
 from services.common.heartbeat import HeartbeatLink
 from services.common.infra import NatsServer
 
 LOG = logging.getLogger("tests.heartbeat")
+WAIT: Final[float] = 5.0
 
 
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll `check` until it holds or `timeout` seconds pass (then fail)."""
-    deadline = time.monotonic() + timeout
+async def until(check: Callable[[], bool]) -> None:
+    """Poll `check` until it holds or WAIT seconds pass (then fail)."""
+    deadline = time.monotonic() + WAIT
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
 
 
-async def test_heartbeat_link_heartbeats_and_requests(bus: NatsBus, nats_server: NatsServer) -> None:
+async def test_heartbeat_link_heartbeats_and_requests(
+    bus: NatsBus, nats_server: NatsServer
+) -> None:
     beats: list[bytes] = []
     asked: list[bytes] = []
 
@@ -53,7 +56,9 @@ async def test_heartbeat_link_heartbeats_and_requests(bus: NatsBus, nats_server:
     assert beats == [b'{"n":1}', b'{"n":1}']
 
 
-async def test_heartbeat_link_skips_a_failing_payload(bus: NatsBus, nats_server: NatsServer) -> None:
+async def test_heartbeat_link_skips_a_failing_payload(
+    bus: NatsBus, nats_server: NatsServer
+) -> None:
     beats: list[bytes] = []
     calls = 0
 
