@@ -78,7 +78,9 @@ class Probe(_Spec):
 
 
 class _PoolSpecBase(_Spec):
-    """The fields every pool kind's spec has (RelayPool, SfuPool) with the same type."""
+    """The fields every pool kind's spec has (RelayPool, SfuPool) with the same type.
+    Base fields are validated before a subclass's: a spec with several bad fields names
+    one of these (or, in `scaling`, a `_ScaleDown` field) as its first error."""
 
     replicas: Replicas = Field(default_factory=Replicas)
     image: str = "ghcr.io/parley/parley:latest"
