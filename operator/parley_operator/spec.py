@@ -4,7 +4,7 @@ pure planner)."""
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,6 +13,8 @@ RELAY_HTTP_PORT: Final[int] = 9641  # a relay's /healthz, /readyz, /metrics
 # the relay's own ceiling (services/relay/settings.py MAX_WORKER_PORTS): a heartbeat carries
 # at most this many worker ports
 MAX_WORKER_PORTS: Final[int] = 64
+# a pool's drain bound (`drain.maxSeconds`); each pool kind gives its own default
+DrainSeconds = Annotated[float, Field(ge=0, alias="maxSeconds")]
 
 
 class _Spec(BaseModel):
@@ -34,15 +36,20 @@ class Replicas(_Spec):
         return self
 
 
-class Scaling(_Spec):
-    target_allocations_per_relay: int = Field(default=200, ge=1, alias="targetAllocationsPerRelay")
+class _ScaleDown(_Spec):
+    """The scale-down pacing of `spec.scaling`, the same for both pool kinds."""
+
     scale_down_stabilization_seconds: float = Field(
         default=300, ge=0, alias="scaleDownStabilizationSeconds")
     max_scale_down_per_minute: int = Field(default=1, ge=1, alias="maxScaleDownPerMinute")
 
 
+class Scaling(_ScaleDown):
+    target_allocations_per_relay: int = Field(default=200, ge=1, alias="targetAllocationsPerRelay")
+
+
 class Drain(_Spec):
-    max_seconds: float = Field(default=3600, ge=0, alias="maxSeconds")
+    max_seconds: DrainSeconds = 3600
 
 
 class Exposure(_Spec):
@@ -70,16 +77,23 @@ class Probe(_Spec):
     failure_threshold: int = Field(default=3, ge=1, alias="failureThreshold")
 
 
-class PoolSpec(_Spec):
-    """`RelayPool.spec` (parley.dev/v1alpha1)."""
+class _PoolSpecBase(_Spec):
+    """The fields every pool kind's spec has (RelayPool, SfuPool) with the same type.
+    Base fields are validated before a subclass's: a spec with several bad fields names
+    one of these (or, in `scaling`, a `_ScaleDown` field) as its first error."""
 
     replicas: Replicas = Field(default_factory=Replicas)
+    image: str = "ghcr.io/parley/parley:latest"
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class PoolSpec(_PoolSpecBase):
+    """`RelayPool.spec` (parley.dev/v1alpha1)."""
+
     scaling: Scaling = Field(default_factory=Scaling)
     drain: Drain = Field(default_factory=Drain)
     exposure: Exposure = Field(default_factory=Exposure)
     ports: Ports = Field(default_factory=Ports)
-    image: str = "ghcr.io/parley/parley:latest"
-    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     allow_peers: list[str] = Field(default_factory=list, alias="allowPeers")
     secret_rotation: SecretRotation = Field(default_factory=SecretRotation, alias="secretRotation")
     probe: Probe = Field(default_factory=Probe)
@@ -133,15 +147,12 @@ class PoolSpec(_Spec):
         return self
 
 
-class SfuScaling(_Spec):
+class SfuScaling(_ScaleDown):
     target_peers_per_sfu: int = Field(default=100, ge=1, alias="targetPeersPerSfu")
-    scale_down_stabilization_seconds: float = Field(
-        default=300, ge=0, alias="scaleDownStabilizationSeconds")
-    max_scale_down_per_minute: int = Field(default=1, ge=1, alias="maxScaleDownPerMinute")
 
 
-class SfuDrain(_Spec):
-    max_seconds: float = Field(default=600, ge=0, alias="maxSeconds")
+class SfuDrain(Drain):
+    max_seconds: DrainSeconds = 600
 
 
 class SfuExposure(_Spec):
@@ -153,16 +164,13 @@ class SfuPorts(_Spec):
     listen: int = Field(default=7882, ge=1024, le=65535)
 
 
-class SfuPoolSpec(_Spec):
+class SfuPoolSpec(_PoolSpecBase):
     """`SfuPool.spec` (parley.dev/v1alpha1): SFU processes, one UDP port each."""
 
-    replicas: Replicas = Field(default_factory=Replicas)
     scaling: SfuScaling = Field(default_factory=SfuScaling)
     drain: SfuDrain = Field(default_factory=SfuDrain)
     exposure: SfuExposure = Field(default_factory=SfuExposure)
     ports: SfuPorts = Field(default_factory=SfuPorts)
-    image: str = "ghcr.io/parley/parley:latest"
-    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     max_peers: int = Field(default=200, ge=1, le=100000, alias="maxPeers")
 
     def plan_spec(self) -> PoolSpec:

@@ -22,6 +22,7 @@ from services.common.publicurl import hostname, page_url, relay_host, websocket_
 from services.common.roomnames import RoomNameError, normalize, random_name
 from services.common.roomstate import NotOwner, OwnerAbsent, Recovering, RoomFull, RoomLocked
 from services.common.tokens import (
+    JoinClaims,
     TokenError,
     issue_join_token,
     issue_sfu_ticket,
@@ -334,18 +335,25 @@ async def _media_for(ctx: Any, rk: str, peer_id: str, *, members: int,
                      slots=s.sfu_room_capacity - 1)
 
 
+def _member_claims(token_key: str, token: str, rk: str) -> JoinClaims:
+    """The claims of a member's join token for the room keyed `rk` (an expired token is
+    fine: calls outlast tokens). 401 when it does not verify, 403 for another room's."""
+    try:
+        claims = verify_join_token(token_key, token, allow_expired=True)
+    except TokenError:
+        raise HTTPException(status_code=401, detail="invalid token") from None
+    if claims.room_key != rk:
+        raise HTTPException(status_code=403, detail="token is for another room")
+    return claims
+
+
 @api_router.post("/api/rooms/{name}/media")
 async def room_media(name: str, body: MediaRequest, request: Request) -> MediaInfo:
     """A member's media path and SFU ticket: after a `media-path` switch, and on failover."""
     ctx = _ctx(request)
     _rate_limit(request, _client(request))
     rk = room_key(ctx.hash_key, _room(name))
-    try:
-        claims = verify_join_token(ctx.token_key, body.token, allow_expired=True)
-    except TokenError:
-        raise HTTPException(status_code=401, detail="invalid token") from None
-    if claims.room_key != rk:
-        raise HTTPException(status_code=403, detail="token is for another room")
+    claims = _member_claims(ctx.token_key, body.token, rk)
     now = time.time()
     members = await ctx.rooms.members(rk, now=now)
     if claims.peer_id not in members:
@@ -401,12 +409,7 @@ async def fresh_ice_servers(name: str, body: IceRequest, request: Request) -> Ic
     ip = _client(request)
     _rate_limit(request, ip)
     rk = room_key(ctx.hash_key, room)
-    try:
-        claims = verify_join_token(ctx.token_key, body.token, allow_expired=True)
-    except TokenError:
-        raise HTTPException(status_code=401, detail="invalid token") from None
-    if claims.room_key != rk:
-        raise HTTPException(status_code=403, detail="token is for another room")
+    claims = _member_claims(ctx.token_key, body.token, rk)
     now = time.time()
     if claims.peer_id not in await ctx.rooms.members(rk, now=now):
         raise HTTPException(status_code=410, detail="no longer a member of the room")
@@ -453,12 +456,7 @@ async def unlock_room(name: str, body: UnlockRequest, request: Request) -> Respo
 async def leave_room(name: str, body: LeaveRequest, request: Request) -> Response:
     ctx = _ctx(request)
     rk = room_key(ctx.hash_key, _room(name))
-    try:
-        claims = verify_join_token(ctx.token_key, body.token, allow_expired=True)
-    except TokenError:
-        raise HTTPException(status_code=401, detail="invalid token") from None
-    if claims.room_key != rk:
-        raise HTTPException(status_code=403, detail="token is for another room")
+    claims = _member_claims(ctx.token_key, body.token, rk)
     if await ctx.rooms.leave(rk, claims.peer_id):
         await announce_membership(ctx.bus, rk, claims.peer_id, "left")
     return Response(status_code=204)
