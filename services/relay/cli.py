@@ -124,6 +124,10 @@ def relay(
         str | None,
         typer.Option(help="Compiled packet path: auto|off [PARLEY_RELAY_FASTPATH]"),
     ] = None,
+    gso: Annotated[
+        bool | None,
+        typer.Option("--gso/--no-gso", help="UDP GSO on the compiled path [PARLEY_RELAY_GSO]"),
+    ] = None,
     nonce_lifetime: Annotated[
         int | None, typer.Option(help="Nonce validity in s [PARLEY_RELAY_NONCE_LIFETIME]")
     ] = None,

@@ -18,6 +18,7 @@ _COUNTERS = (
     ("malformed", "Datagrams or frames that were not valid STUN/ChannelData."),
     ("dropped", "Packets dropped (no allocation, permission, channel or bandwidth)."),
     ("local_delivered", "Packets handed between two allocations of one worker in process."),
+    ("gso_sent", "UDP GSO super-datagrams sent to clients (several packets in one send)."),
 )
 
 

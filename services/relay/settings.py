@@ -106,6 +106,12 @@ class RelaySettings(BaseSettings):
         description="The compiled packet path (services/relay/_fastpath): auto = use it when "
         "it was built, off = the pure-Python path.",
     )
+    gso: bool = Field(
+        default=False,
+        description="UDP GSO on the compiled path: a batch's consecutive same-size datagrams "
+        "to one client leave as one UDP_SEGMENT send (off: it only pays on uniform floods; "
+        "see docs/relay.md). The pure-Python path has none.",
+    )
     nats_url: str | None = Field(default=None, description="NATS URL; none = standalone.")
     relay_id: str = Field(default_factory=_default_relay_id, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     heartbeat_interval: float = Field(default=2.0, gt=0, description="Seconds between heartbeats.")

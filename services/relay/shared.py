@@ -27,6 +27,7 @@ WORKER_FIELDS: Final[tuple[str, ...]] = (
     "malformed",
     "dropped",
     "local_delivered",
+    "gso_sent",
     "tcp_connections",
     "draining",
     *(f"error_{c}" for c in ERROR_CODES),

@@ -79,6 +79,7 @@ class FastUdpListener:
         self.sock = sock
         self.fd = sock.fileno()
         self.routes = fast.Routes()
+        self.routes.gso = worker.settings.gso
         self.batch: int = fast.BATCH
         self.generation = self.server.generation
         self.closed = False

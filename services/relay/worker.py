@@ -353,13 +353,15 @@ class Worker:
         s.worker_set(i, "allocations_created", stats.allocations_created)
         s.worker_set(i, "rate_limited", stats.rate_limited)
         s.worker_set(i, "malformed", stats.malformed)
-        dropped, local = stats.dropped, stats.local_delivered
+        dropped, local, gso = stats.dropped, stats.local_delivered, 0
         for fast in (self.fast_udp, self.fast_own):
             if fast is not None:
                 dropped += fast.routes.dropped
                 local += fast.routes.local_delivered
+                gso += fast.routes.gso_sent
         s.worker_set(i, "dropped", dropped)
         s.worker_set(i, "local_delivered", local)
+        s.worker_set(i, "gso_sent", gso)
         s.worker_set(i, "tcp_connections", len(self.streams))
         s.worker_set(i, "draining", 1 if self.server.draining else 0)
         for code in ERROR_CODES:
