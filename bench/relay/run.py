@@ -77,6 +77,8 @@ PARLEY_VARIANTS: dict[str, dict[str, str]] = {
     "parley": {},
     "parley-kernel": {"PARLEY_RELAY_LOCAL_DELIVERY": "false"},
     "parley-py": {"PARLEY_RELAY_FASTPATH": "off"},
+    # UDP GSO on the compiled path (issue 12, lever 3; off by default)
+    "parley-gso": {"PARLEY_RELAY_GSO": "on"},
     "parley-py-kernel": {"PARLEY_RELAY_FASTPATH": "off", "PARLEY_RELAY_LOCAL_DELIVERY": "false"},
     # worker ports (--worker-port-base): each load generator on one worker's own port, as
     # rooms sends every member of a room to one worker
@@ -102,7 +104,8 @@ def worker_ports_of(port: int, workers: int) -> list[int]:
 
 
 def start_parley(port: int, workers: int, variant: str = "parley") -> subprocess.Popen[bytes]:
-    env = {**os.environ, **PARLEY_VARIANTS[variant]}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_RELAY_")}
+    env.update(PARLEY_VARIANTS[variant])  # `parley` is the defaults, whatever the shell says
     extra = []
     if variant.endswith("-wp"):
         extra = ["--worker-port-base", str(port + 1)]
@@ -212,10 +215,13 @@ class Blast(Result):
 
 
 def blast(name: str, proc: subprocess.Popen[bytes], port: int, *, rate: int, seconds: float,
-          size: int, loaders: int, ports: list[int] | None = None) -> Blast:  # fmt: skip
+          size: int, loaders: int, ports: list[int] | None = None,
+          burst: int = 1) -> Blast:  # fmt: skip
     """The paced C load (blaster.c): `rate` relayed packets/s from clients sending 200/s
     each, in pairs (each bound to its partner's relayed address), split over `loaders`
-    processes; loader i's clients on `ports[i % len]` (parley's worker ports), else `port`."""
+    processes; loader i's clients on `ports[i % len]` (parley's worker ports), else `port`.
+    `burst` > 1: each client sends `burst` packets back to back when they are due (a uniform
+    flood, what UDP GSO coalesces)."""
     from .webrtc_load import close, connect_pairs
 
     targets = ports or [port]
@@ -233,7 +239,7 @@ def blast(name: str, proc: subprocess.Popen[bytes], port: int, *, rate: int, sec
         total = sum(len(g) for g in groups)
         before = cpu_seconds(proc.pid)
         runs = [subprocess.Popen(
-            [binary, str(rate * len(g) / total), str(seconds), str(size),
+            [binary, "--burst", str(burst), str(rate * len(g) / total), str(seconds), str(size),
              *(str(c.sock.fileno()) for c in g)],
             pass_fds=[c.sock.fileno() for c in g], stdout=subprocess.PIPE, text=True,
             preexec_fn=pinned("load"),
@@ -300,15 +306,16 @@ def run_one(variant: str, workers: int, peer: int | None, *, shape: str = "uclie
         if shape == "blaster":
             return blast(variant, proc, port, rate=load_args["rate"],
                          seconds=load_args["seconds"], size=load_args["size"],
-                         loaders=load_args.get("loaders", 1), ports=ports)  # fmt: skip
-        load_args = {k: v for k, v in load_args.items() if k not in ("rate", "seconds")}
+                         loaders=load_args.get("loaders", 1), ports=ports,
+                         burst=load_args.get("burst", 1))  # fmt: skip
+        load_args = {k: v for k, v in load_args.items() if k not in ("rate", "seconds", "burst")}
         return load(variant, proc, port, peer, ports=ports, **load_args)
     finally:
         stop(proc)
 
 
 def max_throughput(variants: list[str], workers: int, rates: list[int], seconds: float,
-                   size: int, loaders: int = 1) -> None:  # fmt: skip
+                   size: int, loaders: int = 1, burst: int = 1) -> None:  # fmt: skip
     """Every worker: the highest client-to-client rate each server relays at < 0.1 % loss.
 
     The paced C load (blaster.c), clients of 200 packets/s each. Interleaved: at each rate
@@ -317,7 +324,7 @@ def max_throughput(variants: list[str], workers: int, rates: list[int], seconds:
     limit and the step says so instead of passing or failing the server.
     """
     print(f"\nmax throughput, workers={workers} (coturn: as many relay threads), "
-          f"blaster x{loaders}, {size} B, {seconds:.0f} s per step, "
+          f"blaster x{loaders}, {size} B, bursts of {burst}, {seconds:.0f} s per step, "
           f"server CPUs {sorted(PINNING['server'] or []) or 'any'}, "
           f"load CPUs {sorted(PINNING['load'] or []) or 'any'}")  # fmt: skip
     best: dict[str, float] = dict.fromkeys(variants, 0.0)
@@ -328,7 +335,7 @@ def max_throughput(variants: list[str], workers: int, rates: list[int], seconds:
             if v in failed or v in limited:
                 continue
             r = run_one(v, workers, None, shape="blaster", size=size, rate=rate,
-                        seconds=int(seconds), loaders=loaders)  # fmt: skip
+                        seconds=int(seconds), loaders=loaders, burst=burst)  # fmt: skip
             assert isinstance(r, Blast)
             loss = r.lost / max(r.sent, 1)
             kept = r.achieved >= 0.97 * rate
@@ -372,6 +379,9 @@ def main() -> None:
                         help="max-throughput run instead: comma-separated packets/s steps")
     parser.add_argument("--loaders", type=int, default=1,
                         help="load generator processes side by side (max-throughput run)")
+    parser.add_argument("--burst", type=int, default=1, metavar="K",
+                        help="--max: each client sends K packets back to back when due (a "
+                        "uniform flood, what UDP GSO coalesces); 1 = paced")
     parser.add_argument("--server-cpus", default="", metavar="CPUS",
                         help="confine the servers to these CPUs (e.g. 1), see --load-cpus")
     parser.add_argument("--load-cpus", default="", metavar="CPUS",
@@ -404,7 +414,8 @@ def main() -> None:
             peer.terminate()
         for workers in [int(w) for w in args.workers.split(",")]:
             rates = [int(r) for r in args.max.split(",")]
-            max_throughput(variants, workers, rates, args.seconds, args.size, args.loaders)
+            max_throughput(variants, workers, rates, args.seconds, args.size, args.loaders,
+                           args.burst)
         return
     if args.shape == "webrtc":
         print(f"load: WebRTC-shaped (audio 20 ms + video bursts), ~{args.rate} relayed "
