@@ -20,3 +20,13 @@ def test_blaster_paces_and_counts_through_parley_worker_ports() -> None:
     assert result.sent >= 1800, result  # 2 000/s for 1 s, in 1 ms ticks
     assert result.relayed >= 0.98 * result.sent, result  # loopback, 2 000 packets/s
     assert 0.9 <= result.seconds <= 3.0, result
+
+
+def test_blaster_bursts_through_parley_with_gso() -> None:
+    """`--burst 8` (the uniform flood of the UDP GSO figures) through `parley-gso`: the
+    generator keeps its rate in bursts and every packet is relayed once."""
+    result = relay_bench.run_one("parley-gso", 1, None, shape="blaster", size=160, rate=2000,
+                                 seconds=1, loaders=1, burst=8)
+    assert isinstance(result, relay_bench.Blast)
+    assert result.sent >= 1800 and result.sent % 8 == 0, result
+    assert result.relayed >= 0.98 * result.sent, result
