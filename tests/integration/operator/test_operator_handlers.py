@@ -143,8 +143,13 @@ async def test_relaypool_drains_least_loaded_relay_then_deletes_it_when_empty(
 
     await eventually(drain_seen)
     assert not relays.asked(busy, "drain")
-    pod = await api.kube.get("Pod", quiet, namespace=api.namespace)
-    assert pod is not None and ANNOTATION_DRAINING_SINCE in pod["metadata"]["annotations"]
+
+    async def annotated() -> bool:  # the operator asks the relay first, then annotates
+        pod = await api.kube.get("Pod", quiet, namespace=api.namespace)
+        return pod is not None and ANNOTATION_DRAINING_SINCE in (
+            pod["metadata"].get("annotations") or {})
+
+    await eventually(annotated)
 
     async def draining() -> bool:
         status = await _status(api, name)
