@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import nats
+from pydantic import BaseModel, ValidationError
 
 from services.common.access import inbox_prefix_for
 
@@ -24,6 +25,11 @@ MAX_RETRY: Final[float] = 10.0
 DRAIN_TIMEOUT: Final[float] = 2.0
 
 MsgHandler = Callable[[Any], Awaitable[None]]
+
+
+#: A control request is a small JSON object; anything larger is ignored unread.
+MAX_CONTROL_BYTES: Final[int] = 1024
+Request = TypeVar("Request", bound=BaseModel)
 
 
 class HeartbeatLink:
@@ -108,6 +114,18 @@ class HeartbeatLink:
             return
         with contextlib.suppress(Exception):
             await self.nc.publish(self.subject, self.payload())
+
+    def control_request(self, msg: Any, model: type[Request]) -> Request | None:
+        """A control message as `model`, or None: an oversized one is ignored unread and a
+        malformed one too, each with one warning line."""
+        if len(msg.data) > MAX_CONTROL_BYTES:
+            self.log.warning("ignored an oversized control request (%d bytes)", len(msg.data))
+            return None
+        try:
+            return model.model_validate_json(msg.data)
+        except ValidationError:
+            self.log.warning("ignored a malformed control request")
+            return None
 
     async def close(self) -> None:
         """Send a last heartbeat, then drain and close the connection."""

@@ -11,17 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
-
-from pydantic import ValidationError
+from typing import Any
 
 from services.common.heartbeat import HeartbeatLink
 from services.common.messages import RelayControl, RelayHeartbeat
 from services.common.subjects import relay_control, relay_heartbeat
 
 log = logging.getLogger("parley.relay.bus")
-#: A control request is a small JSON object; anything larger is ignored unread.
-MAX_CONTROL_BYTES: Final[int] = 1024
 
 
 class FleetLink(HeartbeatLink):
@@ -56,15 +52,9 @@ class FleetLink(HeartbeatLink):
         return hb.model_dump_json(exclude=None if hb.worker_ports else {"worker_ports"}).encode()
 
     async def _control(self, msg: Any) -> None:
-        if len(msg.data) > MAX_CONTROL_BYTES:
-            log.warning("ignored an oversized control request (%d bytes)", len(msg.data))
-            return
-        try:
-            request = RelayControl.model_validate_json(msg.data)
-        except ValidationError:
-            log.warning("ignored a malformed control request")
-            return
-        self.on_control(request)
+        request = self.control_request(msg, RelayControl)
+        if request is not None:
+            self.on_control(request)
 
 
 def make_heartbeat(**fields: Any) -> RelayHeartbeat:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import ValidationError
@@ -27,20 +28,28 @@ log = logging.getLogger(__name__)
 MAX_HEARTBEAT_BYTES = 4096
 
 
-async def follow_relays(bus: NatsBus, registry: RelayRegistry) -> object:
-    """Subscribe to every relay's heartbeats; malformed ones are dropped with a debug line."""
+async def _follow(bus: NatsBus, subject: str, model: type[RelayHeartbeat] | type[SfuHeartbeat],
+                  observe: Callable[..., None], what: str) -> object:
+    """Subscribe to `subject`'s heartbeats into `observe`; malformed or oversized ones are
+    dropped (a debug line for the malformed)."""
 
     async def on_heartbeat(env: Envelope) -> None:
         if len(env.data) > MAX_HEARTBEAT_BYTES:
             return
         try:
-            hb = RelayHeartbeat.model_validate_json(env.data)
+            hb = model.model_validate_json(env.data)
         except ValidationError:
-            log.debug("dropped a malformed relay heartbeat")
+            log.debug("dropped a malformed %s heartbeat", what)
             return
-        registry.observe(hb, now=time.time())
+        observe(hb, now=time.time())
 
-    return await bus.subscribe(subjects.RELAY_HEARTBEATS, on_heartbeat)
+    return await bus.subscribe(subject, on_heartbeat)
+
+
+async def follow_relays(bus: NatsBus, registry: RelayRegistry) -> object:
+    """Subscribe to every relay's heartbeats; malformed ones are dropped with a debug line."""
+    return await _follow(bus, subjects.RELAY_HEARTBEATS, RelayHeartbeat, registry.observe,
+                         "relay")
 
 
 async def announce_membership(bus: NatsBus, rk: str, peer_id: str,
@@ -69,18 +78,7 @@ async def announce_lock(bus: NatsBus, rk: str, *, locked: bool) -> None:
 
 async def follow_sfus(bus: NatsBus, registry: SfuRegistry) -> object:
     """Subscribe to every SFU's heartbeats; malformed ones are dropped."""
-
-    async def on_heartbeat(env: Envelope) -> None:
-        if len(env.data) > MAX_HEARTBEAT_BYTES:
-            return
-        try:
-            hb = SfuHeartbeat.model_validate_json(env.data)
-        except ValidationError:
-            log.debug("dropped a malformed SFU heartbeat")
-            return
-        registry.observe(hb, now=time.time())
-
-    return await bus.subscribe(subjects.SFU_HEARTBEATS, on_heartbeat)
+    return await _follow(bus, subjects.SFU_HEARTBEATS, SfuHeartbeat, registry.observe, "SFU")
 
 
 async def announce_media_path(bus: NatsBus, rk: str) -> None:

@@ -27,7 +27,6 @@ from services.common.subjects import sfu_control, sfu_heartbeat, sfu_session
 
 log = logging.getLogger("parley.sfu.bus")
 MAX_REQUEST_BYTES: Final[int] = 130_000
-MAX_CONTROL_BYTES: Final[int] = 1024
 
 
 class SfuLink(HeartbeatLink):
@@ -62,14 +61,9 @@ class SfuLink(HeartbeatLink):
                 await msg.respond(reply.model_dump_json(exclude_none=True).encode())
 
     async def _control(self, msg: Any) -> None:
-        if len(msg.data) > MAX_CONTROL_BYTES:
-            return
-        try:
-            request = SfuControl.model_validate_json(msg.data)
-        except ValidationError:
-            log.warning("ignored a malformed control request")
-            return
-        self.on_control(request)
+        request = self.control_request(msg, SfuControl)
+        if request is not None:
+            self.on_control(request)
         if msg.reply:
             with contextlib.suppress(Exception):
                 await msg.respond(b'{"ok":true}')

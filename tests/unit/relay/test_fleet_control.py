@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pytest
 
 from services.common.messages import RelayControl
-from services.relay.bus import MAX_CONTROL_BYTES, FleetLink, make_heartbeat
+from services.common.heartbeat import MAX_CONTROL_BYTES
+from services.relay.bus import FleetLink, make_heartbeat
 
 
 @dataclass
